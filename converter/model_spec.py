@@ -1,0 +1,82 @@
+"""MODEL SPEC: how every command names the nn.Module to build.
+
+    unet                       a built-in model
+    path/to/file.py:factory    a callable in a Python file
+    package.module:factory     a callable in an importable module
+
+The callable takes no arguments and returns the nn.Module; frereg layers in it are swapped for
+frlite's. Any failure becomes a ModelSpecError naming the spec and what to fix.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+from .errors import ModelSpecError
+from .frereg_import import convert_frereg_layers
+from .unet import build_unet
+
+BUILTINS: dict[str, Callable[[], nn.Module]] = {"unet": build_unet}
+SPEC_FORMS = "a built-in name (" + ", ".join(BUILTINS) + "), path/to/file.py:factory or package.module:factory"
+
+
+def _load_file_module(file: Path, spec: str) -> object:
+    if not file.is_file():
+        raise ModelSpecError(f"model spec {spec!r}: file {file} does not exist")
+    mod_name = f"_frlite_user_model_{abs(hash(str(file.resolve())))}"
+    loader_spec = importlib.util.spec_from_file_location(mod_name, file)
+    if loader_spec is None or loader_spec.loader is None:
+        raise ModelSpecError(f"model spec {spec!r}: cannot import {file} as Python")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[mod_name] = module
+    sys.path.insert(0, str(file.resolve().parent))  # let the file import its neighbours
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as exc:  # user code: any failure is reported as a spec error
+        sys.modules.pop(mod_name, None)
+        raise ModelSpecError(f"model spec {spec!r}: importing {file} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        sys.path.remove(str(file.resolve().parent))
+    return module
+
+
+def resolve_factory(spec: str) -> Callable[[], nn.Module]:
+    spec = spec.strip()
+    if spec in BUILTINS:
+        return BUILTINS[spec]
+    if ":" not in spec:
+        raise ModelSpecError(f"model spec {spec!r} is not {SPEC_FORMS}")
+    target, _, attr = spec.rpartition(":")
+    if not target or not attr.isidentifier():
+        raise ModelSpecError(f"model spec {spec!r} is not {SPEC_FORMS}")
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        module = _load_file_module(Path(target), spec)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except Exception as exc:
+            raise ModelSpecError(f"model spec {spec!r}: cannot import module {target!r}: {type(exc).__name__}: {exc}") from exc
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise ModelSpecError(f"model spec {spec!r}: {target} has no attribute {attr!r}")
+    if not callable(factory):
+        raise ModelSpecError(f"model spec {spec!r}: {target}.{attr} is not callable")
+    return factory
+
+
+def build_model(spec: str) -> nn.Module:
+    """Build the module named by `spec`, frereg layers swapped for frlite's, in eval mode."""
+    factory = resolve_factory(spec)
+    try:
+        model = factory()
+    except Exception as exc:
+        raise ModelSpecError(f"model spec {spec!r}: calling the factory failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(model, nn.Module):
+        raise ModelSpecError(f"model spec {spec!r}: the factory returned {type(model).__name__}, not a torch nn.Module")
+    model, _ = convert_frereg_layers(model)
+    return model.eval()

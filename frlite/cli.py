@@ -1,0 +1,109 @@
+"""The `frlite` command: a thin argparse layer over the Python API.
+
+Errors of frlite's own types become one line on stderr and a non-zero exit; `--debug` shows the
+traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from converter.errors import FrliteError, UsageError
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from converter.checkpoint_reader import read_checkpoint
+    from converter.model_loading import load_fr_model
+    from converter.summary import format_summary, summarize_checkpoint, summarize_model
+
+    if args.model:
+        summary = summarize_model(load_fr_model(args.model, args.checkpoint).model)
+    else:
+        summary = summarize_checkpoint(read_checkpoint(args.checkpoint))
+    if args.json:
+        print(json.dumps(summary.to_json(), indent=2))
+    else:
+        print(format_summary(summary))
+    return 0
+
+
+def _cmd_pack(args: argparse.Namespace) -> int:
+    from converter.compact_format import write_compact
+    from converter.model_loading import compact_from_model, load_fr_model
+
+    loaded = load_fr_model(args.model, args.checkpoint)
+    assert loaded.checkpoint is not None
+    meta = {"model_spec": args.model, "source_sha256": loaded.checkpoint.sha256}
+    size = write_compact(args.out, compact_from_model(loaded.model, meta))
+    print(f"wrote {args.out}: {size:,} bytes (source {loaded.checkpoint.size_bytes:,} bytes)")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from converter.model_loading import load_fr_model
+    from converter.segmentation import argmax_mask, dice, load_image, load_mask
+
+    if len(args.images) != len(args.masks):
+        raise UsageError(f"--images has {len(args.images)} files but --masks has {len(args.masks)}; give one mask per image")
+    loaded = load_fr_model(args.model, args.weights)
+    scores = []
+    with torch.no_grad():
+        for image, mask in zip(args.images, args.masks):
+            start = time.perf_counter()
+            logits = loaded.model(torch.from_numpy(load_image(image))).numpy()
+            score = dice(argmax_mask(logits) == 1, load_mask(mask))
+            scores.append(score)
+            print(f"{Path(image).name}: Dice {score:.6f}  ({time.perf_counter() - start:.1f} s)")
+    print(f"mean Dice over {len(scores)} images: {sum(scores) / len(scores):.6f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="frlite", description="Ship FR-trained PyTorch models to mobile runtimes.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("inspect", help="list a checkpoint's FR layers: shape, kept coefficients, corner box")
+    p.add_argument("checkpoint", help="checkpoint file (.pt, frlite .frl, or a .tar.xz holding one)")
+    p.add_argument("--model", metavar="SPEC", help="MODEL SPEC to load it into: unet, file.py:factory, package.module:factory")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("pack", help="write a checkpoint in frlite's compact format (kept coefficients only)")
+    p.add_argument("checkpoint")
+    p.add_argument("--model", metavar="SPEC", required=True)
+    p.add_argument("--out", required=True, help="output file, e.g. model.frl")
+    p.set_defaults(func=_cmd_pack)
+
+    p = sub.add_parser("evaluate", help="segmentation Dice of the PyTorch FR model on images with masks")
+    p.add_argument("model", metavar="SPEC")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--images", nargs="+", required=True)
+    p.add_argument("--masks", nargs="+", required=True)
+    p.set_defaults(func=_cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except FrliteError as exc:
+        if args.debug:
+            raise
+        print(f"frlite {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("frlite: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
