@@ -11,7 +11,6 @@ import hashlib
 import io
 import pickle
 import tarfile
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +55,8 @@ def _read_archive(path: Path, data: bytes) -> tuple[str, bytes]:
             assert extracted is not None
             return members[0].name, extracted.read()
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: archive is truncated or corrupt ({exc}); re-download it") from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(":")
+        raise CheckpointError(f"{path}: archive is truncated or corrupt ({first}); re-download it") from exc
 
 
 def _torch_load(data: bytes, source: str) -> object:
@@ -67,7 +67,7 @@ def _torch_load(data: bytes, source: str) -> object:
         raise CheckpointError(
             f"{source}: not loadable with the safe loader (weights_only=True): {first[:200]}; "
             "save the model's state_dict() instead of the whole model") from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as exc:
+    except Exception as exc:  # the unpickler fails in many ways on damaged bytes
         raise CheckpointError(
             f"{source}: not a readable PyTorch checkpoint, it is truncated or corrupt "
             f"({type(exc).__name__}); re-download or re-save it") from exc

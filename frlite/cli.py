@@ -98,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FrliteError as exc:
         if args.debug:
             raise
-        print(f"frlite {args.command}: error: {exc}", file=sys.stderr)
+        one_line = " ".join(str(exc).split())
+        print(f"frlite {args.command}: error: {one_line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("frlite: interrupted", file=sys.stderr)

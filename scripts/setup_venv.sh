@@ -23,9 +23,11 @@ FIND_LINKS=()
 
 echo "setup: creating $VENV from requirements/lock.txt (about a minute the first time)"
 [ -d "$VENV" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+# pip warns about every local index folder lacking a package; that noise hides real errors
+quiet() { "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
+quiet "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
   "${FIND_LINKS[@]}" -r requirements/lock.txt
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+quiet "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
   --no-build-isolation -e .
 "$VENV/bin/python" -c 'import torch, sys; sys.exit(0 if torch.__version__ == "2.13.0+cpu" else "setup: torch is " + torch.__version__ + ", expected 2.13.0+cpu")'
 echo "$want" > "$STAMP"
