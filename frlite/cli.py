@@ -64,6 +64,35 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split(values: list[str]) -> list[str]:
+    """`--mode dense idct` and `--mode dense,idct` both work."""
+    out: list[str] = []
+    for v in values:
+        out += [p for p in v.split(",") if p]
+    return list(dict.fromkeys(out))
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from converter.convert_pipeline import ConvertRequest, convert
+    from converter.shape_spec import parse_input_shapes
+
+    req = ConvertRequest(
+        model_spec=args.model, weights=Path(args.weights) if args.weights else None,
+        inputs=parse_input_shapes(args.input or []), out=Path(args.out),
+        modes=_split(args.mode), targets=_split(args.target), precisions=_split(args.precision),
+        output_names=_split(args.output_name) if args.output_name else None, overwrite=args.overwrite,
+        progress=(lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True)),
+    )
+    result = convert(req)
+    if not args.quiet:
+        for a in result.manifest.artifacts:
+            p = a.parity
+            print(f"{a.mode:6s} {a.target:12s} {a.precision:12s} {a.size_bytes:>12,d} B  {a.path}"
+                  + (f"  parity {p.max_rel_to_scale:.1e}" if p else ""))
+        print(f"wrote {result.out} in {result.seconds:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frlite", description="Ship FR-trained PyTorch models to mobile runtimes.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -80,6 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="SPEC", required=True)
     p.add_argument("--out", required=True, help="output file, e.g. model.frl")
     p.set_defaults(func=_cmd_pack)
+
+    p = sub.add_parser("convert", help="convert an FR model to ONNX / ORT / TFLite in dense and idct form")
+    p.add_argument("model", metavar="SPEC")
+    p.add_argument("--weights", help="checkpoint (authors' .pt, state_dict, frlite .frl, or .tar.xz holding one)")
+    p.add_argument("--input", action="append", metavar="NAME:DIMS", help="e.g. input:1x3x640x959 (repeat per input)")
+    p.add_argument("--output-name", action="append", metavar="NAME", help="names for the model outputs, in order")
+    p.add_argument("--mode", nargs="+", default=["dense"], help="dense, idct (several allowed)")
+    p.add_argument("--target", nargs="+", default=["onnx"],
+                   help="onnx, ort-mobile, tflite-cpu, tflite-gpu, tflite-nnapi (several allowed)")
+    p.add_argument("--precision", nargs="+", default=["fp32"], help="fp32, fp16, int8-dynamic (TFLite)")
+    p.add_argument("--out", required=True, help="output folder (written whole or not at all)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("evaluate", help="segmentation Dice of the PyTorch FR model on images with masks")
     p.add_argument("model", metavar="SPEC")

@@ -1,0 +1,419 @@
+"""`frlite convert`: FR model -> ONNX / ORT / TFLite files in dense and idct form, one folder.
+
+Steps (each reads what the previous wrote into the temp folder):
+  1. load the model and its checkpoint; run it once on seeded inputs (rejects bad shapes early)
+  2. dense ONNX (torch.onnx legacy exporter, batch-statistics norms made portable)
+  3. idct ONNX: FR weights replaced by an in-graph IDCT (converter/onnx_idct.py)
+  4. ORT-format models (onnxruntime's own converter) for target ort-mobile
+  5. TFLite: onnx2tf once on the dense ONNX; fp16 derived by a flatbuffer edit; idct by
+     injecting the IDCT into the converted graph (converter/tflite_idct.py)
+  6. delegate compatibility reports for tflite-gpu / tflite-nnapi
+  7. quick parity of every artifact against PyTorch; a mismatch fails the conversion
+  8. manifest.json + convert.log, then the temp folder becomes --out
+Shared work (export, the onnx2tf run) happens once however many modes and targets are asked.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import psutil
+import torch
+from torch import nn
+
+from .batch_stat_norm import clone_for_export
+from .errors import FrliteError, UsageError
+from .fr_layers import fr_layers
+from .layouts import model_layout, onnx2tf_layout
+from .manifest import Artifact, ArtifactParity, Manifest, TensorInfo
+from .model_loading import LoadedModel, load_fr_model
+from .onnx2tf_runner import run_onnx2tf
+from .onnx_export import export_onnx, simplify_onnx, summarize_onnx
+from .onnx_idct import inject_idct_onnx
+from .output_folder import AtomicFolder
+from .shape_spec import InputShape
+from .summary import summarize_model
+from .tflite_file import load_model_object, read_tflite, save_model_object
+from .tflite_fp16 import to_fp16
+from .tflite_idct import FRWeight, inject_idct
+
+MODES = ("dense", "idct")
+TARGETS = ("onnx", "ort-mobile", "tflite-cpu", "tflite-gpu", "tflite-nnapi")
+PRECISIONS = ("fp32", "fp16", "int8-dynamic")
+TFLITE_TARGETS = ("tflite-cpu", "tflite-gpu", "tflite-nnapi")
+# quick-parity tolerance on max |error| / max |reference| per precision
+QUICK_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "int8-dynamic": 1e-1}
+
+
+@dataclass
+class ConvertRequest:
+    model_spec: str
+    weights: Path | None
+    inputs: list[InputShape]
+    out: Path
+    modes: list[str] = field(default_factory=lambda: ["dense"])
+    targets: list[str] = field(default_factory=lambda: ["onnx"])
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    output_names: list[str] | None = None
+    overwrite: bool = False
+    parity_samples: int = 2
+    seed: int = 0
+    progress: Callable[[str], None] = lambda msg: None
+
+
+def _check_choices(values: list[str], allowed: tuple[str, ...], flag: str) -> None:
+    for v in values:
+        if v not in allowed:
+            raise UsageError(f"{flag} {v!r} is not one of: {', '.join(allowed)}")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("torch", "onnx", "onnxruntime", "onnx2tf", "tensorflow", "ai-edge-litert", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "missing"
+    out["frlite"] = version("frlite") if _has("frlite") else "dev"
+    return out
+
+
+def _has(pkg: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(pkg)
+        return True
+    except PackageNotFoundError:
+        return False
+
+
+def dense_export_module(model: nn.Module) -> nn.Module:
+    """A copy with every FR layer baked into a plain torch layer and portable norms."""
+    dense = clone_for_export(model)
+    for name, layer in fr_layers(dense):
+        if not name:
+            return layer.to_dense()
+        parent, _, child = name.rpartition(".")
+        setattr(dense.get_submodule(parent) if parent else dense, child, layer.to_dense())
+    return dense
+
+
+def fr_weights(model: nn.Module) -> list[FRWeight]:
+    out = []
+    with torch.no_grad():
+        for name, layer in fr_layers(model):
+            out.append(FRWeight(f"{name}.weight" if name else "weight",
+                                layer.spatial_weight().detach().float().numpy().copy(),
+                                layer.weight.detach().float().numpy().copy(), layer.kept_box()))
+    return out
+
+
+class _Log:
+    def __init__(self, progress: Callable[[str], None]) -> None:
+        self.lines: list[str] = []
+        self.progress = progress
+        self.start = time.perf_counter()
+
+    def __call__(self, msg: str) -> None:
+        line = f"[{time.perf_counter() - self.start:7.1f}s] {msg}"
+        self.lines.append(line)
+        self.progress(line)
+
+
+class _PeakMemory:
+    """Peak RSS of this process, sampled at each step (children are measured by their runner)."""
+
+    def __init__(self) -> None:
+        self.proc = psutil.Process()
+        self.peak = self.proc.memory_info().rss
+
+    def sample(self) -> int:
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+        return self.peak
+
+
+@dataclass
+class ConvertResult:
+    out: Path
+    manifest: Manifest
+    seconds: float
+    peak_rss_bytes: int
+    step_seconds: dict[str, float]
+
+
+def convert(req: ConvertRequest) -> ConvertResult:
+    _check_choices(req.modes, MODES, "--mode")
+    _check_choices(req.targets, TARGETS, "--target")
+    _check_choices(req.precisions, PRECISIONS, "--precision")
+    if not req.inputs:
+        raise UsageError("give at least one --input NAME:DIMS, e.g. --input input:1x3x640x959")
+    if "int8-dynamic" in req.precisions and req.modes != ["dense"]:
+        raise UsageError("--precision int8-dynamic applies to --mode dense only (idct rebuilds fp32 weights at run time)")
+    log = _Log(req.progress)
+    mem = _PeakMemory()
+    steps: dict[str, float] = {}
+    t_all = time.perf_counter()
+
+    def step(name: str) -> Callable[[], None]:
+        t0 = time.perf_counter()
+        log(name)
+
+        def done() -> None:
+            steps[name] = time.perf_counter() - t0
+            mem.sample()
+        return done
+
+    done = step(f"load {req.model_spec}" + (f" with {req.weights}" if req.weights else ""))
+    loaded = load_fr_model(req.model_spec, req.weights)
+    model = loaded.model
+    example, ref_outputs, out_names = _probe(model, req)
+    done()
+
+    with AtomicFolder(req.out, req.overwrite) as tmp:
+        work = tmp / ".work"
+        work.mkdir()
+        artifacts: list[Artifact] = []
+        weights = fr_weights(model)
+
+        done = step("export dense ONNX")
+        dense_onnx = tmp / "onnx" / "dense.onnx"
+        dense_onnx.parent.mkdir()
+        export_onnx(dense_export_module(model), example, out_names, dense_onnx)
+        simplify_onnx(dense_onnx)
+        done()
+        onnx_files = {"dense": dense_onnx}
+        if "idct" in req.modes:
+            done = step("build idct ONNX (in-graph IDCT)")
+            onnx_files["idct"] = tmp / "onnx" / "idct.onnx"
+            rep = inject_idct_onnx(dense_onnx, onnx_files["idct"], weights)
+            for layer, why in rep.kept_dense.items():
+                log(f"  idct ONNX keeps {layer} dense: {why}")
+            done()
+
+        onnx_inputs = [TensorInfo(n, list(t.shape), "float32", model_layout(t.dim()), n) for n, t in example.items()]
+        onnx_outputs = [TensorInfo(n, list(o.shape), "float32", model_layout(o.ndim), n) for n, o in zip(out_names, ref_outputs[0])]
+        for mode in req.modes:
+            if "onnx" in req.targets or "ort-mobile" in req.targets:
+                for target in [t for t in ("onnx", "ort-mobile") if t in req.targets]:
+                    for precision in [p for p in req.precisions if p == "fp32"]:
+                        artifacts.append(_onnx_artifact(tmp, onnx_files[mode], mode, target, precision,
+                                                        onnx_inputs, onnx_outputs, work, log))
+        if "dense" not in req.modes:
+            dense_onnx.unlink()
+
+        tflite_targets = [t for t in req.targets if t in TFLITE_TARGETS]
+        if tflite_targets:
+            artifacts += _tflite_artifacts(tmp, dense_onnx if dense_onnx.exists() else None, model, example,
+                                           out_names, ref_outputs, weights, req, tflite_targets, work, step, log, mem)
+
+        done = step(f"quick parity of {len(artifacts)} artifacts on {req.parity_samples} seeded samples")
+        from runtimes.loader import open_artifact
+
+        failures = []
+        measured: dict[tuple[str, str], float] = {}  # one run per file, shared by its targets
+        for art in artifacts:
+            key = (art.path, art.runtime)
+            if key not in measured:
+                runtime = open_artifact(tmp, art)
+                errs = []
+                for sample, refs in zip(_samples(example, req), ref_outputs):
+                    got = runtime.run(sample)
+                    for name, ref in zip(out_names, refs):
+                        scale = float(np.abs(ref).max()) or 1.0
+                        errs.append(float(np.abs(got[name] - ref).max()) / scale)
+                measured[key] = max(errs)
+                del runtime
+            worst = measured[key]
+            tol = QUICK_TOLERANCE[art.precision]
+            art.parity = ArtifactParity(len(ref_outputs), worst * 1.0, worst, tol, worst <= tol)
+            log(f"  {art.path}: max |error| / scale = {worst:.2e} (tolerance {tol:.0e}) {'ok' if worst <= tol else 'MISMATCH'}")
+            if worst > tol:
+                failures.append(f"{art.path} ({worst:.2e} > {tol:.0e})")
+        done()
+        if failures:
+            raise FrliteError("conversion does not match PyTorch on seeded inputs: " + "; ".join(failures)
+                              + "; nothing was written (rerun with --debug and see the conversion log)")
+
+        shutil.rmtree(work, ignore_errors=True)
+        ckpt = loaded.checkpoint
+        manifest = Manifest(
+            model_spec=req.model_spec,
+            checkpoint=str(ckpt.path.resolve()) if ckpt else None,
+            checkpoint_sha256=ckpt.sha256 if ckpt else None,
+            model_inputs=onnx_inputs, model_outputs=onnx_outputs, artifacts=artifacts,
+            versions=_versions(), created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            fr_layers=[{"name": s.name, "kind": s.kind, "shape": list(s.shape), "kept": s.kept, "box": list(s.box)}
+                       for s in summarize_model(model).layers],
+        )
+        manifest.write(tmp)
+        total = time.perf_counter() - t_all
+        log(f"done in {total:.1f} s, peak memory {mem.sample() / 2**30:.2f} GiB (this process)")
+        (tmp / "convert.log").write_text("\n".join(log.lines) + "\n")
+    return ConvertResult(req.out, manifest, total, mem.peak, steps)
+
+
+def _samples(example: dict[str, torch.Tensor], req: ConvertRequest) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(req.seed)
+    return [{n: rng.random(tuple(t.shape), dtype=np.float32) for n, t in example.items()} for _ in range(req.parity_samples)]
+
+
+def _probe(model: nn.Module, req: ConvertRequest) -> tuple[dict[str, torch.Tensor], list[list[np.ndarray]], list[str]]:
+    """Run the model on the seeded samples: shapes are checked and references computed once."""
+    example = {s.name: torch.zeros(s.shape) for s in req.inputs}
+    refs = []
+    for sample in _samples(example, req):
+        try:
+            with torch.no_grad():
+                out = model(*[torch.from_numpy(sample[n]) for n in example])
+        except Exception as exc:
+            shapes = ", ".join(f"{s.name}:{'x'.join(map(str, s.shape))}" for s in req.inputs)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UsageError(f"the model rejects input shape {shapes}: {type(exc).__name__}: {first[:200]}; "
+                             "check --input against what the model expects") from exc
+        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        if not all(isinstance(o, torch.Tensor) for o in outs):
+            raise UsageError("the model must return a tensor or a tuple of tensors")
+        refs.append([o.detach().float().numpy() for o in outs])
+    n_out = len(refs[0])
+    names = req.output_names or (["output"] if n_out == 1 else [f"output_{i}" for i in range(n_out)])
+    if len(names) != n_out:
+        raise UsageError(f"--output-name gives {len(names)} names but the model has {n_out} outputs")
+    example = {n: torch.from_numpy(v) for n, v in _samples(example, req)[0].items()}
+    return example, refs, names
+
+
+def _onnx_artifact(tmp: Path, onnx_path: Path, mode: str, target: str, precision: str,
+                   inputs: list[TensorInfo], outputs: list[TensorInfo], work: Path, log: _Log) -> Artifact:
+    t0 = time.perf_counter()
+    summary = summarize_onnx(onnx_path)
+    extra: dict[str, str] = {}
+    path = onnx_path
+    if target == "ort-mobile":
+        out_dir = tmp / "ort" / mode
+        out_dir.mkdir(parents=True)
+        env = dict(os.environ)
+        # the idct form must not be constant-folded into dense weights inside the .ort file
+        env["ORT_CONVERT_ONNX_MODELS_TO_ORT_OPTIMIZATION_LEVEL"] = "disable" if mode == "idct" else "all"
+        src = work / f"{mode}.onnx"
+        shutil.copyfile(onnx_path, src)
+        log(f"ORT format ({mode})")
+        proc = subprocess.run([sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(src),
+                               "--output_dir", str(out_dir), "--optimization_style", "Fixed"],
+                              capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise FrliteError(f"onnxruntime's ORT-format converter failed: {(proc.stderr.strip().splitlines() or ['?'])[-1][:300]}")
+        ort_files = sorted(out_dir.glob("*.ort"))
+        configs = sorted(out_dir.glob("*.config"))
+        if not ort_files:
+            raise FrliteError(f"onnxruntime's ORT-format converter wrote no .ort file for {mode}")
+        path = ort_files[0].rename(out_dir / "model.ort")
+        if configs:
+            extra["required_operators_config"] = str(configs[0].rename(out_dir / "required_operators.config").relative_to(tmp))
+        extra["source_onnx"] = str(onnx_path.relative_to(tmp))
+    return Artifact(mode=mode, target=target, precision=precision, runtime="onnxruntime",
+                    path=str(path.relative_to(tmp)), size_bytes=path.stat().st_size, sha256=_sha256(path),
+                    op_counts=summary.op_counts, inputs=inputs, outputs=outputs, extra_files=extra,
+                    convert_seconds=time.perf_counter() - t0)
+
+
+def _tflite_io(summary, names: list[str], shapes: list[tuple[int, ...]], kind: str, by_sig: dict[str, int]) -> list[TensorInfo]:  # type: ignore[no-untyped-def]
+    infos = []
+    sig_names = list(by_sig)
+    for i, (name, shape) in enumerate(zip(names, shapes)):
+        layout, perm = onnx2tf_layout(len(shape))
+        want = tuple(shape[p] for p in perm) if perm else tuple(shape)
+        if name in by_sig:
+            sig = name
+        elif len(sig_names) == len(names):
+            sig = sig_names[i]
+        else:
+            raise FrliteError(f"converted .tflite has {kind}s {sig_names}, cannot match {name}")
+        got = tuple(summary.tensors[by_sig[sig]].shape)
+        if got != want:
+            raise FrliteError(f"converted .tflite {kind} {sig} has shape {got}, expected {want} ({layout}); "
+                              "onnx2tf changed the layout in an unexpected way")
+        infos.append(TensorInfo(sig, list(got), "float32", layout, name, perm))
+    return infos
+
+
+def _tflite_artifacts(tmp: Path, dense_onnx: Path | None, model: nn.Module, example: dict[str, torch.Tensor],
+                      out_names: list[str], ref_outputs: list[list[np.ndarray]], weights: list[FRWeight],
+                      req: ConvertRequest, targets: list[str], work: Path, step, log: _Log, mem: _PeakMemory) -> list[Artifact]:  # type: ignore[no-untyped-def]
+    if dense_onnx is None:
+        dense_onnx = work / "dense.onnx"
+        export_onnx(dense_export_module(model), example, out_names, dense_onnx)
+        simplify_onnx(dense_onnx)
+    tfl_dir = tmp / "tflite"
+    tfl_dir.mkdir()
+    done = step("onnx2tf + TFLite converter on the dense ONNX (the slow step)")
+    skeleton = work / "skeleton_fp32.tflite"
+    int8 = work / "dense_int8.tflite" if "int8-dynamic" in req.precisions else None
+    res = run_onnx2tf(dense_onnx, work / "onnx2tf", skeleton, int8)
+    log(f"  onnx2tf: {res.seconds:.1f} s, peak {res.peak_rss_bytes / 2**30:.2f} GiB")
+    done()
+    shutil.copyfile(res.log_path, tmp / "onnx2tf.log")
+
+    files: dict[tuple[str, str], Path] = {}
+    done = step("derive fp16 / idct .tflite files")
+    for mode in req.modes:
+        for precision in req.precisions:
+            dst = tfl_dir / f"{mode}_{precision.replace('-', '_')}.tflite"
+            if precision == "int8-dynamic":
+                assert int8 is not None
+                shutil.copyfile(int8, dst)
+            elif mode == "dense" and precision == "fp32":
+                shutil.copyfile(skeleton, dst)
+            else:
+                m = load_model_object(skeleton)
+                if precision == "fp16":
+                    to_fp16(m)
+                if mode == "idct":
+                    rep = inject_idct(m, weights)
+                    for layer, why in rep.kept_dense.items():
+                        log(f"  idct .tflite keeps {layer} dense: {why}")
+                save_model_object(m, dst)
+            files[(mode, precision)] = dst
+    done()
+    summary_cache = {}
+    artifacts = []
+    in_names = list(example)
+    in_shapes = [tuple(t.shape) for t in example.values()]
+    out_shapes = [tuple(o.shape) for o in ref_outputs[0]]
+    for (mode, precision), path in files.items():
+        if path not in summary_cache:
+            summary_cache[path] = read_tflite(path)
+        s = summary_cache[path]
+        ins = _tflite_io(s, in_names, in_shapes, "input", s.signature_inputs)
+        outs = _tflite_io(s, out_names, out_shapes, "output", s.signature_outputs)
+        for target in targets:
+            extra = {}
+            if target in ("tflite-gpu", "tflite-nnapi"):
+                from .delegate_compat import write_compat_report
+
+                extra = write_compat_report(tmp, path, target, precision)
+            artifacts.append(Artifact(mode=mode, target=target, precision=precision, runtime="tflite",
+                                      path=str(path.relative_to(tmp)), size_bytes=path.stat().st_size,
+                                      sha256=_sha256(path), op_counts=s.op_counts, inputs=ins, outputs=outs,
+                                      extra_files=extra, convert_seconds=res.seconds))
+    return artifacts

@@ -1,0 +1,118 @@
+"""`manifest.json`: the contract between `frlite convert` and every later step.
+
+Parity and bench read artifacts, tensor names, shapes, dtypes and layouts from here; nothing
+downstream guesses a layout from a shape. Bump FORMAT_VERSION on incompatible changes.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import FrliteError
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass
+class TensorInfo:
+    """One input or output of an artifact as the runtime sees it.
+
+    `layout` names the axes (e.g. "NCHW", "NHWC"); `perm_from_model` turns an array in the
+    PyTorch model's layout into this one (None when identical).
+    """
+
+    name: str
+    shape: list[int]
+    dtype: str
+    layout: str
+    model_name: str
+    perm_from_model: list[int] | None = None
+
+
+@dataclass
+class ArtifactParity:
+    """The quick parity check run right after conversion (seeded random inputs vs PyTorch)."""
+
+    samples: int
+    max_abs_error: float
+    max_rel_to_scale: float
+    tolerance: float
+    passed: bool
+
+
+@dataclass
+class Artifact:
+    mode: str                # dense | idct | factorized
+    target: str              # onnx | ort-mobile | tflite-cpu | tflite-gpu | tflite-nnapi
+    precision: str           # fp32 | fp16 | int8-dynamic
+    runtime: str             # onnxruntime | tflite
+    path: str                # relative to the folder
+    size_bytes: int
+    sha256: str
+    op_counts: dict[str, int]
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    extra_files: dict[str, str] = field(default_factory=dict)
+    parity: ArtifactParity | None = None
+    convert_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Manifest:
+    model_spec: str
+    checkpoint: str | None
+    checkpoint_sha256: str | None
+    model_inputs: list[TensorInfo]
+    model_outputs: list[TensorInfo]
+    artifacts: list[Artifact]
+    versions: dict[str, str]
+    created: str
+    format_version: int = FORMAT_VERSION
+    input_scaling: dict[str, Any] = field(default_factory=lambda: {"images": "float32 / 255, RGB, NCHW"})
+    fr_layers: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False)
+
+    def write(self, folder: Path) -> Path:
+        path = folder / MANIFEST_NAME
+        path.write_text(self.to_json() + "\n")
+        return path
+
+    def artifact(self, mode: str, target: str, precision: str = "fp32") -> Artifact:
+        for a in self.artifacts:
+            if (a.mode, a.target, a.precision) == (mode, target, precision):
+                return a
+        raise FrliteError(f"manifest has no {mode}/{target}/{precision} artifact; convert it first")
+
+
+def _tensor(d: dict[str, Any]) -> TensorInfo:
+    return TensorInfo(**d)
+
+
+def read_manifest(folder: str | Path) -> Manifest:
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise FrliteError(f"{folder} has no {MANIFEST_NAME}; pass a folder written by `frlite convert`")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FrliteError(f"{path} is not readable JSON ({exc}); re-run `frlite convert`") from exc
+    if data.get("format_version") != FORMAT_VERSION:
+        raise FrliteError(f"{path} has format version {data.get('format_version')}, this frlite reads {FORMAT_VERSION}; re-run `frlite convert`")
+    arts = []
+    for a in data["artifacts"]:
+        a = dict(a)
+        a["inputs"] = [_tensor(t) for t in a["inputs"]]
+        a["outputs"] = [_tensor(t) for t in a["outputs"]]
+        a["parity"] = ArtifactParity(**a["parity"]) if a.get("parity") else None
+        arts.append(Artifact(**a))
+    data["model_inputs"] = [_tensor(t) for t in data["model_inputs"]]
+    data["model_outputs"] = [_tensor(t) for t in data["model_outputs"]]
+    data["artifacts"] = arts
+    return Manifest(**data)

@@ -1,0 +1,73 @@
+"""Child process that runs onnx2tf and the TFLite converter (entry: `python -m converter.onnx2tf_worker REQ`).
+
+Run apart from the parent so TensorFlow's memory and threads die with it, its logs can be
+kept out of the user's terminal, and its peak memory is measured on its own. The request and
+the result are small JSON files; the parent (onnx2tf_runner) turns a failure into one line.
+
+Traps handled here (FIELD_NOTES 2.2): onnx2tf rewrites its input in place, so it gets a copy;
+it downloads a calibration sample for 3-channel image inputs, so a seeded random array under
+that exact file name sits in the working directory; onnxsim is not run (the ONNX frlite exports
+is already static and clean, and onnxsim would fold an IDCT of constants into dense weights).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+CALIBRATION_NAME = "calibration_image_sample_data_20x128x128x3_float32.npy"
+
+
+def _run(req: dict) -> dict:
+    import numpy as np
+
+    work = Path(req["workdir"])
+    work.mkdir(parents=True, exist_ok=True)
+    os.chdir(work)
+    onnx_copy = work / "model_for_onnx2tf.onnx"
+    shutil.copyfile(req["onnx"], onnx_copy)
+    np.save(work / CALIBRATION_NAME, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
+    t0 = time.perf_counter()
+    import onnx2tf
+    import tensorflow as tf
+
+    try:
+        keras_model = onnx2tf.convert(
+            input_onnx_file_path=str(onnx_copy), output_folder_path=str(work / "onnx2tf_out"),
+            non_verbose=True, not_use_onnxsim=True, disable_strict_mode=req.get("disable_strict_mode", True),
+            disable_model_save=True, copy_onnx_input_output_names_to_tflite=True,
+        )
+    except BaseException as exc:  # onnx2tf raises many types, and SystemExit on some errors
+        return {"ok": False, "stage": "onnx2tf", "node": getattr(exc, "onnx_op_name", None),
+                "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                "trace": traceback.format_exc()[-4000:]}
+    t1 = time.perf_counter()
+    try:
+        conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        data = conv.convert()
+        Path(req["tflite"]).write_bytes(data)
+        outputs = {"fp32": req["tflite"]}
+        if req.get("int8_dynamic"):
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            Path(req["int8_dynamic"]).write_bytes(conv.convert())
+            outputs["int8-dynamic"] = req["int8_dynamic"]
+    except BaseException as exc:
+        return {"ok": False, "stage": "tflite-converter", "node": None,
+                "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                "trace": traceback.format_exc()[-4000:]}
+    return {"ok": True, "onnx2tf_seconds": t1 - t0, "tflite_seconds": time.perf_counter() - t1, "outputs": outputs}
+
+
+def main() -> None:
+    req = json.loads(Path(sys.argv[1]).read_text())
+    result = _run(req)
+    Path(req["result"]).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

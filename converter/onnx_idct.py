@@ -1,0 +1,162 @@
+"""The idct form of an `.onnx`: FR weight initializers replaced by an in-graph inverse DCT.
+
+Starts from the dense ONNX export, finds each FR weight's initializer by value (any axis
+permutation the exporter chose), and replaces it with
+
+    B_n = Cos(odd[:n] * pi/2n * freqs[:k]) * s_k                      (per axis size n)
+    W   = MatMul with B_n^T per axis, Transpose between              (converter/idct_rebuild.py)
+
+whose inputs are small fp32 initializers (coefficient boxes and basis terms). The file keeps
+only those; ONNX Runtime folds the subgraph once when it loads the model, so inference costs
+what the dense model costs. (Einsum would be one node per weight, but ORT folds it ~50x slower.)
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from .errors import FrliteError
+from .idct_graph import ParamPack
+from .idct_rebuild import rebuild_weight, stored_box
+from .tflite_idct import FRWeight
+
+
+@dataclass
+class OnnxInjectionReport:
+    rebuilt: dict[str, tuple[int, ...]]
+    kept_dense: dict[str, str]
+    params_floats: int
+
+
+def _match(arr: np.ndarray, dense: np.ndarray) -> tuple[int, ...] | None:
+    if arr.size != dense.size or arr.dtype != np.float32:
+        return None
+    scale = float(np.abs(dense).max()) or 1.0
+    for perm in itertools.permutations(range(dense.ndim)):
+        if tuple(dense.shape[p] for p in perm) == arr.shape and np.allclose(arr, dense.transpose(perm), rtol=1e-5, atol=1e-6 * scale):
+            return perm
+    return None
+
+
+def inject_idct_onnx(src: Path, dst: Path, weights: list[FRWeight], compact_names: bool = True) -> OnnxInjectionReport:
+    model = onnx.load(str(src))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    pack = ParamPack()
+    plans = []
+    kept_dense: dict[str, str] = {}
+    taken: set[str] = set()
+    for w in weights:
+        found = None
+        for name, init in inits.items():
+            if name in taken or init.data_type != onnx.TensorProto.FLOAT:
+                continue
+            perm = _match(numpy_helper.to_array(init), w.dense)
+            if perm is not None:
+                found = (name, perm)
+                break
+        if found is None:
+            kept_dense[w.name] = "the exporter rewrote this weight (fused or split), no initializer equals it"
+            continue
+        name, perm = found
+        taken.add(name)
+        shape = tuple(w.dense.shape[p] for p in perm)
+        box = tuple(w.box[p] for p in perm)
+        seg = pack.add(stored_box(w.coeffs[tuple(slice(0, k) for k in w.box)].transpose(perm)))
+        for n, k in zip(shape, box):
+            pack.want_basis(n, k)
+        plans.append((w.name, name, perm, shape, box, seg))
+    if not plans:
+        raise FrliteError("no FR weight of the model was found in the exported ONNX; cannot build the idct form")
+    pack.add_bases()
+    params = pack.vector()
+    nodes: list[onnx.NodeProto] = []
+    new_inits: list[onnx.TensorProto] = []
+    counter = itertools.count()
+
+    def const(seg) -> str:  # type: ignore[no-untyped-def]
+        name = f"fr_c{next(counter)}"
+        new_inits.append(numpy_helper.from_array(params[seg.offset: seg.offset + seg.size].reshape(seg.shape), name))
+        return name
+
+    def node(op: str, inputs: list[str], **attrs) -> str:  # type: ignore[no-untyped-def]
+        out = f"fr_t{next(counter)}"
+        nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def int_const(values: list[int]) -> str:
+        name = f"fr_i{next(counter)}"
+        new_inits.append(numpy_helper.from_array(np.array(values, dtype=np.int64), name))
+        return name
+
+    assert pack.odd is not None and pack.freqs is not None
+    odd, freqs = const(pack.odd), const(pack.freqs)
+    bases: dict[tuple[int, int], str] = {}
+    for n, (step_seg, scale_seg) in pack.basis_terms.items():
+        k = scale_seg.shape[1]
+        odd_n = node("Slice", [odd, int_const([0]), int_const([n]), int_const([0])])
+        freqs_k = node("Slice", [freqs, int_const([0]), int_const([k]), int_const([1])])
+        angles = node("Mul", [node("Mul", [odd_n, const(step_seg)]), freqs_k])
+        bases[(n, k)] = node("Mul", [node("Cos", [angles]), const(scale_seg)])
+
+    transposed: dict[tuple[int, int], str] = {}
+
+    class Ops:
+        def expand_last(self, t: str, n: int, k: int) -> str:
+            if (n, k) not in transposed:
+                if (n, k) not in bases:
+                    full = next(kk for (nn, kk) in bases if nn == n)
+                    bases[(n, k)] = node("Slice", [bases[(n, full)], int_const([0]), int_const([k]), int_const([1])])
+                transposed[(n, k)] = node("Transpose", [bases[(n, k)]], perm=[1, 0])
+            return node("MatMul", [t, transposed[(n, k)]])
+
+        def transpose(self, t: str, perm: list[int]) -> str:
+            return node("Transpose", [t], perm=perm)
+
+    rebuilt = {}
+    replace: dict[str, str] = {}
+    for layer, init_name, perm, shape, box, seg in plans:
+        replace[init_name] = rebuild_weight(Ops(), const(seg), shape, box)
+        rebuilt[layer] = perm
+    for n in graph.node:
+        for i, name in enumerate(n.input):
+            if name in replace:
+                n.input[i] = replace[name]
+    kept = [i for i in graph.initializer if i.name not in replace]
+    del graph.initializer[:]
+    graph.initializer.extend(kept + new_inits)
+    old_nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes + old_nodes)
+    if compact_names:
+        _compact_names(graph)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+    return OnnxInjectionReport(rebuilt, kept_dense, int(params.size))
+
+
+def _compact_names(graph: onnx.GraphProto) -> None:
+    """Short names for internal values and nodes; graph inputs/outputs keep theirs."""
+    keep = {v.name for v in graph.input} | {v.name for v in graph.output}
+    rename: dict[str, str] = {}
+    for i, init in enumerate(graph.initializer):
+        if init.name not in keep:
+            rename[init.name] = f"c{i}"
+    for j, n in enumerate(graph.node):
+        n.name = f"n{j}"
+        for o in n.output:
+            if o not in keep and o not in rename:
+                rename[o] = f"v{len(rename)}"
+    for init in graph.initializer:
+        init.name = rename.get(init.name, init.name)
+    for n in graph.node:
+        for i, name in enumerate(n.input):
+            n.input[i] = rename.get(name, name)
+        for i, name in enumerate(n.output):
+            n.output[i] = rename.get(name, name)
+    del graph.value_info[:]

@@ -1,0 +1,154 @@
+"""Read and edit `.tflite` flatbuffers with LiteRT's own schema bindings.
+
+Reading (op counts, tensors, constant sizes) uses the lazy accessors so a 124 MB dense model is
+not copied into Python objects; editing (turning a graph input into a constant) uses the object
+API on the small idct/factorized models only.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import flatbuffers
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from .errors import FrliteError
+
+_OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+_TYPE_NAMES = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+_NP_TYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "int64": np.int64,
+             "int8": np.int8, "uint8": np.uint8, "bool": np.bool_, "int16": np.int16}
+
+
+def op_name(model: schema.Model, opcode_index: int) -> str:
+    code = model.OperatorCodes(opcode_index)
+    builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+    if builtin == schema.BuiltinOperator.CUSTOM:
+        return f"CUSTOM:{code.CustomCode().decode()}"
+    return _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
+
+
+@dataclass
+class TfliteTensor:
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    const_bytes: int  # bytes of constant data (0 for activations)
+
+
+@dataclass
+class TfliteOp:
+    name: str
+    inputs: list[int]
+    outputs: list[int]
+    options: object | None = None
+
+
+@dataclass
+class TfliteSummary:
+    path: Path
+    size_bytes: int
+    ops: list[TfliteOp]
+    tensors: list[TfliteTensor]
+    inputs: list[TfliteTensor]
+    outputs: list[TfliteTensor]
+    signature_inputs: dict[str, int] = field(default_factory=dict)   # signature name -> tensor index
+    signature_outputs: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def op_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(op.name for op in self.ops).items()))
+
+    @property
+    def constant_bytes(self) -> int:
+        return sum(t.const_bytes for t in self.tensors)
+
+    @property
+    def largest_constant(self) -> TfliteTensor | None:
+        consts = [t for t in self.tensors if t.const_bytes]
+        return max(consts, key=lambda t: t.const_bytes) if consts else None
+
+
+def read_tflite(path: str | Path) -> TfliteSummary:
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        model = schema.Model.GetRootAs(data, 0)
+        if model.SubgraphsLength() < 1:
+            raise ValueError("no subgraph")
+        sg = model.Subgraphs(0)
+    except Exception as exc:
+        raise FrliteError(f"{path} is not a readable .tflite file ({type(exc).__name__}: {exc})") from exc
+    tensors = []
+    for i in range(sg.TensorsLength()):
+        t = sg.Tensors(i)
+        buf = model.Buffers(t.Buffer()) if t.Buffer() < model.BuffersLength() else None
+        nbytes = 0
+        if buf is not None:
+            nbytes = buf.DataLength() or int(buf.Size())
+        tensors.append(TfliteTensor(i, (t.Name() or b"").decode(), tuple(int(s) for s in t.ShapeAsNumpy()) if t.ShapeLength() else (),
+                                    _TYPE_NAMES.get(t.Type(), str(t.Type())), nbytes))
+    ops = []
+    for i in range(sg.OperatorsLength()):
+        op = sg.Operators(i)
+        ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
+        outs = [int(x) for x in op.OutputsAsNumpy()] if op.OutputsLength() else []
+        ops.append(TfliteOp(op_name(model, op.OpcodeIndex()), ins, outs))
+    sig_in: dict[str, int] = {}
+    sig_out: dict[str, int] = {}
+    if model.SignatureDefsLength():
+        sd = model.SignatureDefs(0)
+        for j in range(sd.InputsLength()):
+            sig_in[sd.Inputs(j).Name().decode()] = sd.Inputs(j).TensorIndex()
+        for j in range(sd.OutputsLength()):
+            sig_out[sd.Outputs(j).Name().decode()] = sd.Outputs(j).TensorIndex()
+    ins = [tensors[int(i)] for i in sg.InputsAsNumpy()] if sg.InputsLength() else []
+    outs = [tensors[int(i)] for i in sg.OutputsAsNumpy()] if sg.OutputsLength() else []
+    return TfliteSummary(path, len(data), ops, tensors, ins, outs, sig_in, sig_out)
+
+
+def load_model_object(path: str | Path) -> schema.ModelT:
+    data = Path(path).read_bytes()
+    return schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+
+
+def save_model_object(model: schema.ModelT, path: str | Path) -> None:
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    Path(path).write_bytes(bytes(builder.Output()))
+
+
+def freeze_input(model: schema.ModelT, input_name: str, value: np.ndarray) -> None:
+    """Turn graph input `input_name` into a constant tensor holding `value` (in place).
+
+    Used for the idct form: the converters cannot fold what arrives as an input, so the
+    coefficients travel as one until the finished file, where they become a constant again.
+    """
+    sg = model.subgraphs[0]
+    names = {i: (sg.tensors[i].name.decode() if isinstance(sg.tensors[i].name, bytes) else sg.tensors[i].name)
+             for i in sg.inputs}
+    matches = [i for i, n in names.items() if n == input_name]
+    if not matches and model.signatureDefs:
+        for tm in model.signatureDefs[0].inputs:
+            n = tm.name.decode() if isinstance(tm.name, bytes) else tm.name
+            if n == input_name:
+                matches = [tm.tensorIndex]
+    if not matches:
+        raise FrliteError(f"tflite has no input named {input_name!r} to freeze (inputs: {sorted(names.values())})")
+    index = matches[0]
+    tensor = sg.tensors[index]
+    want = _NP_TYPES[_TYPE_NAMES[tensor.type]]
+    arr = np.ascontiguousarray(value, dtype=want)
+    if tuple(tensor.shape) != arr.shape:
+        raise FrliteError(f"freezing {input_name}: tensor shape {tuple(tensor.shape)} != value shape {arr.shape}")
+    buf = schema.BufferT()
+    buf.data = np.frombuffer(arr.tobytes(), dtype=np.uint8)
+    model.buffers.append(buf)
+    tensor.buffer = len(model.buffers) - 1
+    tensor.shapeSignature = None
+    sg.inputs = np.array([i for i in sg.inputs if i != index], dtype=np.int32)
+    for sd in model.signatureDefs or []:
+        sd.inputs = [tm for tm in sd.inputs if tm.tensorIndex != index]

@@ -1,0 +1,169 @@
+"""The idct form of a `.tflite`: each FR weight rebuilt in the graph from its kept coefficients.
+
+Starts from the dense `.tflite` onnx2tf made (a well-trodden path, checked by parity), finds each
+FR weight's constant by its VALUES (so the layout onnx2tf chose is known exactly, never guessed
+from a shape), and replaces it with builtin ops that rebuild it from small
+fp32 constants: the coefficient boxes (stored already in that layout) and the basis terms:
+
+    per size n:  B_n = cos(odd[:n] * pi/2n * freqs[:k]) * s_k           (SLICE, MUL, COS)
+    per weight:  FULLY_CONNECTED with B per axis, TRANSPOSE between (converter/idct_rebuild.py)
+
+The constant stays fp32 in fp16 files (FIELD_NOTES 2.7): the rebuilt weight replaces the
+DEQUANTIZE output the fp16 file feeds its convolution with.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from .errors import FrliteError
+from .idct_graph import ParamPack
+from .idct_rebuild import rebuild_weight, stored_box
+from .tflite_graph_edit import GraphEditor
+
+_DTYPES = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.FLOAT16: np.float16}
+
+
+class _TfliteOps:
+    def __init__(self, ed: GraphEditor, basis) -> None:  # type: ignore[no-untyped-def]
+        self.ed, self.basis = ed, basis
+
+    def expand_last(self, t: int, n: int, k: int) -> int:
+        return self.ed.fully_connected(t, self.basis(n, k))
+
+    def transpose(self, t: int, perm: list[int]) -> int:
+        return self.ed.transpose(t, perm)
+
+
+@dataclass
+class FRWeight:
+    """What the injection needs of one FR layer."""
+
+    name: str
+    dense: np.ndarray   # spatial weight, torch layout, float32
+    coeffs: np.ndarray  # DCT coefficients, torch layout
+    box: tuple[int, ...]
+
+
+@dataclass
+class InjectionReport:
+    rebuilt: dict[str, tuple[int, ...]]   # layer -> permutation torch layout -> tflite layout
+    kept_dense: dict[str, str]            # layer -> why it stays a dense constant
+    params_floats: int
+
+
+def _const_array(model: schema.ModelT, tensor: schema.TensorT) -> np.ndarray | None:
+    dtype = _DTYPES.get(tensor.type)
+    buf = model.buffers[tensor.buffer] if tensor.buffer < len(model.buffers) else None
+    if dtype is None or buf is None or buf.data is None or len(buf.data) == 0:
+        return None
+    return np.frombuffer(np.asarray(buf.data, dtype=np.uint8).tobytes(), dtype=dtype).reshape(
+        tuple(int(s) for s in tensor.shape))
+
+
+def _match(arr: np.ndarray, dense: np.ndarray) -> tuple[int, ...] | None:
+    """The axis permutation p with arr == dense.transpose(p), by value."""
+    if arr.size != dense.size:
+        return None
+    scale = float(np.abs(dense).max()) or 1.0
+    fp16 = arr.dtype == np.float16
+    for perm in itertools.permutations(range(dense.ndim)):
+        if tuple(dense.shape[p] for p in perm) != arr.shape:
+            continue
+        cand = dense.transpose(perm)
+        if fp16:
+            cand = cand.astype(np.float16)
+        if np.allclose(arr.astype(np.float32), cand.astype(np.float32), rtol=1e-3 if fp16 else 1e-5,
+                       atol=(1e-3 if fp16 else 1e-6) * scale):
+            return perm
+    return None
+
+
+def _find_weight(ed: GraphEditor, w: FRWeight, taken: set[int]) -> tuple[int, tuple[int, ...]] | None:
+    """(tensor the weight's consumers read, permutation); follows a DEQUANTIZE of an fp16 constant."""
+    for idx, t in enumerate(ed.sg.tensors):
+        if idx in taken:
+            continue
+        arr = _const_array(ed.model, t)
+        if arr is None:
+            continue
+        perm = _match(arr, w.dense)
+        if perm is None:
+            continue
+        users = ed.consumers(idx)
+        if users and all(ed.op_name(op) == "DEQUANTIZE" for op in users):
+            if len(users) != 1:
+                continue
+            return int(users[0].outputs[0]), perm
+        return idx, perm
+    return None
+
+
+def inject_idct(model: schema.ModelT, weights: list[FRWeight], compact: bool = True) -> InjectionReport:
+    """Rewrite `model` in place into the idct form; returns what was rebuilt and what stayed dense."""
+    ed = GraphEditor(model)
+    pack = ParamPack()
+    plans = []
+    kept_dense: dict[str, str] = {}
+    taken: set[int] = set()
+    for w in weights:
+        found = _find_weight(ed, w, taken)
+        if found is None:
+            kept_dense[w.name] = "onnx2tf rewrote this weight (fused or split), no constant equals it"
+            continue
+        target, perm = found
+        taken.add(target)
+        shape = tuple(w.dense.shape[p] for p in perm)
+        box = tuple(w.box[p] for p in perm)
+        coeff_box = w.coeffs[tuple(slice(0, k) for k in w.box)].transpose(perm)
+        coeff_box = stored_box(coeff_box)
+        seg = pack.add(coeff_box)
+        for n, k in zip(shape, box):
+            pack.want_basis(n, k)
+        plans.append((w.name, target, perm, shape, box, seg))
+    if not plans:
+        raise FrliteError("no FR weight of the model was found in the converted .tflite; cannot build the idct form")
+    pack.add_bases()
+    params = pack.vector()
+
+    def take(seg) -> int:  # type: ignore[no-untyped-def]
+        """Each packed segment becomes its own small fp32 constant: no slicing ops needed."""
+        data = params[seg.offset: seg.offset + seg.size].reshape(seg.shape)
+        return ed.add_tensor(seg.shape, np.dtype(np.float32), data=data)
+
+    assert pack.odd is not None and pack.freqs is not None
+    odd, freqs = take(pack.odd), take(pack.freqs)
+    bases: dict[tuple[int, int], int] = {}
+    for n, (step_seg, scale_seg) in pack.basis_terms.items():
+        k = scale_seg.shape[1]
+        odd_n = ed.slice(odd, [0, 0], [n, 1])
+        freqs_k = ed.slice(freqs, [0, 0], [1, k])
+        angles = ed.mul(ed.mul(odd_n, take(step_seg)), freqs_k)
+        bases[(n, k)] = ed.mul(ed.cos(angles), take(scale_seg))
+
+    def basis(n: int, k: int) -> int:
+        if (n, k) not in bases:
+            full = next(kk for (nn, kk) in bases if nn == n)
+            bases[(n, k)] = ed.slice(bases[(n, full)], [0, 0], [n, k])
+        return bases[(n, k)]
+
+    rebuilt = {}
+    replacements = []
+    for name, target, perm, shape, box, seg in plans:
+        t = rebuild_weight(_TfliteOps(ed, basis), take(seg), shape, box)
+        if ed.shape_of(t) != tuple(int(s) for s in ed.sg.tensors[target].shape):
+            raise FrliteError(f"idct rebuild of {name}: shape {ed.shape_of(t)} != converted weight "
+                              f"{tuple(ed.sg.tensors[target].shape)}")
+        replacements.append((target, t))
+        rebuilt[name] = perm
+    for target, t in replacements:
+        ed.replace_uses(target, t)  # before the new ops join the graph: they never read a target
+    ed.commit_prepended()
+    ed.prune()
+    if compact:
+        ed.compact()
+    return InjectionReport(rebuilt, kept_dense, int(params.size))
+

@@ -1,0 +1,71 @@
+"""TFLite through the LiteRT interpreter (`ai_edge_litert`) behind the Runtime interface.
+
+Variants: "xnnpack" (the default delegate), "builtin" (builtin kernels, no default delegates)
+and "reference" (reference kernels). Tensor layouts come from the manifest: onnx2tf turns NCHW
+tensors into NHWC, and the caller passes that permutation in `perms`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+from .base import RunOptions, Runtime, TensorSpec
+
+_RESOLVERS = {
+    "xnnpack": OpResolverType.AUTO,
+    "default": OpResolverType.AUTO,
+    "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    "reference": OpResolverType.BUILTIN_REF,
+}
+
+
+class LiteRTRuntime(Runtime):
+    name = "tflite"
+
+    def __init__(self, path: str | Path, options: RunOptions | None = None,
+                 io_specs: dict[str, TensorSpec] | None = None) -> None:
+        opts = options or RunOptions()
+        if opts.variant not in _RESOLVERS:
+            raise ValueError(f"unknown LiteRT variant {opts.variant!r}; use one of {sorted(_RESOLVERS)}")
+        self.variant = opts.variant
+        self.interpreter = Interpreter(model_path=str(path), num_threads=opts.threads,
+                                       experimental_op_resolver_type=_RESOLVERS[opts.variant],
+                                       experimental_preserve_all_tensors=bool(opts.extra.get("preserve_all_tensors")))
+        self.interpreter.allocate_tensors()
+        self._runner = self.interpreter.get_signature_runner() if self.interpreter.get_signature_list() else None
+        io_specs = io_specs or {}
+        self._inputs = [self._spec(d, io_specs) for d in self._details(inputs=True)]
+        self._outputs = [self._spec(d, io_specs) for d in self._details(inputs=False)]
+
+    def _details(self, inputs: bool) -> list[dict]:
+        if self._runner is not None:
+            d = self._runner.get_input_details() if inputs else self._runner.get_output_details()
+            return [dict(v, sig_name=k) for k, v in d.items()]
+        d = self.interpreter.get_input_details() if inputs else self.interpreter.get_output_details()
+        return [dict(v, sig_name=v["name"]) for v in d]
+
+    @staticmethod
+    def _spec(detail: dict, io_specs: dict[str, TensorSpec]) -> TensorSpec:
+        name = detail["sig_name"]
+        known = io_specs.get(name)
+        shape = tuple(int(s) for s in detail["shape"])
+        dtype = np.dtype(detail["dtype"]).name
+        if known is not None:
+            return TensorSpec(name, shape, dtype, known.layout, known.perm_from_model)
+        return TensorSpec(name, shape, dtype, "model")
+
+    def inputs(self) -> list[TensorSpec]:
+        return list(self._inputs)
+
+    def outputs(self) -> list[TensorSpec]:
+        return list(self._outputs)
+
+    def run_native(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._runner is not None:
+            return {k: np.array(v) for k, v in self._runner(**feeds).items()}
+        for d in self.interpreter.get_input_details():
+            self.interpreter.set_tensor(d["index"], feeds[d["name"]])
+        self.interpreter.invoke()
+        return {d["name"]: np.array(self.interpreter.get_tensor(d["index"])) for d in self.interpreter.get_output_details()}

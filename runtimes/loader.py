@@ -1,0 +1,54 @@
+"""Open a manifest artifact in its runtime, with tensor layouts taken from the manifest."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from converter.manifest import Artifact, TensorInfo
+
+from .base import RunOptions, Runtime, TensorSpec
+
+
+def tensor_spec(info: TensorInfo) -> TensorSpec:
+    return TensorSpec(info.name, tuple(info.shape), info.dtype, info.layout,
+                      tuple(info.perm_from_model) if info.perm_from_model else None)
+
+
+def open_artifact(folder: Path, artifact: Artifact, options: RunOptions | None = None) -> Runtime:
+    """A Runtime whose `run` takes and returns arrays in the model's own layout, keyed by the
+    model's tensor names (the manifest maps them to the artifact's)."""
+    path = Path(folder) / artifact.path
+    specs = {i.name: tensor_spec(i) for i in artifact.inputs + artifact.outputs}
+    if artifact.runtime == "onnxruntime":
+        from .onnxruntime_runtime import OnnxRuntime
+
+        rt: Runtime = OnnxRuntime(path, options, {n: s.layout for n, s in specs.items()})
+    elif artifact.runtime == "tflite":
+        from .litert_runtime import LiteRTRuntime
+
+        rt = LiteRTRuntime(path, options, specs)
+    else:
+        raise ValueError(f"unknown runtime {artifact.runtime!r} in manifest")
+    return _Renamed(rt, {i.name: i.model_name for i in artifact.inputs + artifact.outputs})
+
+
+class _Renamed(Runtime):
+    """Presents a runtime's tensors under the model's names."""
+
+    def __init__(self, inner: Runtime, to_model: dict[str, str]) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.to_model = to_model
+        self.to_inner = {v: k for k, v in to_model.items()}
+
+    def _rename(self, spec: TensorSpec) -> TensorSpec:
+        return TensorSpec(self.to_model.get(spec.name, spec.name), spec.shape, spec.dtype, spec.layout, spec.perm_from_model)
+
+    def inputs(self) -> list[TensorSpec]:
+        return [self._rename(s) for s in self.inner.inputs()]
+
+    def outputs(self) -> list[TensorSpec]:
+        return [self._rename(s) for s in self.inner.outputs()]
+
+    def run_native(self, feeds):  # type: ignore[no-untyped-def]
+        raw = self.inner.run_native({self.to_inner.get(k, k): v for k, v in feeds.items()})
+        return {self.to_model.get(k, k): v for k, v in raw.items()}
