@@ -41,14 +41,15 @@ def _last_error(log_path: Path) -> str:
     return (errors or lines or ["no output"])[-1][:300]
 
 
-def run_onnx2tf(onnx_path: Path, workdir: Path, tflite_out: Path, int8_dynamic_out: Path | None = None,
-                timeout_s: float = 3600.0) -> Onnx2tfResult:
+def run_onnx2tf(onnx_path: Path, workdir: Path, tflite_out: Path, input_names: list[str], output_names: list[str],
+                int8_dynamic_out: Path | None = None, timeout_s: float = 3600.0) -> Onnx2tfResult:
     onnx_path, workdir, tflite_out = onnx_path.resolve(), workdir.resolve(), tflite_out.resolve()
     int8_dynamic_out = int8_dynamic_out.resolve() if int8_dynamic_out else None
     workdir.mkdir(parents=True, exist_ok=True)
     req_path, res_path, log_path = workdir / "request.json", workdir / "result.json", workdir / "onnx2tf.log"
     req = {"onnx": str(onnx_path), "workdir": str(workdir / "run"), "tflite": str(tflite_out),
-           "int8_dynamic": str(int8_dynamic_out) if int8_dynamic_out else None, "result": str(res_path)}
+           "int8_dynamic": str(int8_dynamic_out) if int8_dynamic_out else None, "result": str(res_path),
+           "input_names": input_names, "output_names": output_names}
     req_path.write_text(json.dumps(req))
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")  # onnxsim & co. on PATH

@@ -51,7 +51,9 @@ def simplify_onnx(path: Path) -> None:
 
     model = onnx.load(str(path))
     try:
-        simplified, ok = onnxsim.simplify(model)
+        # keep BatchNorm apart from the conv before it: fusing rescales the weight's output axis,
+        # which spreads an FR corner box over every frequency (idct could not rebuild it compactly)
+        simplified, ok = onnxsim.simplify(model, skip_fuse_bn=True)
     except Exception as exc:
         raise FrliteError(f"onnxsim could not simplify the exported ONNX: {type(exc).__name__}: {str(exc)[:200]}") from exc
     if not ok:

@@ -44,7 +44,8 @@ class TfliteOp:
     name: str
     inputs: list[int]
     outputs: list[int]
-    options: object | None = None
+    version: int = 1
+    keep_num_dims: bool = False  # FULLY_CONNECTED only
 
 
 @dataclass
@@ -96,7 +97,14 @@ def read_tflite(path: str | Path) -> TfliteSummary:
         op = sg.Operators(i)
         ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
         outs = [int(x) for x in op.OutputsAsNumpy()] if op.OutputsLength() else []
-        ops.append(TfliteOp(op_name(model, op.OpcodeIndex()), ins, outs))
+        name = op_name(model, op.OpcodeIndex())
+        keep = False
+        if name == "FULLY_CONNECTED" and op.BuiltinOptions() is not None:
+            fc = schema.FullyConnectedOptions()
+            table = op.BuiltinOptions()
+            fc.Init(table.Bytes, table.Pos)
+            keep = bool(fc.KeepNumDims())
+        ops.append(TfliteOp(name, ins, outs, model.OperatorCodes(op.OpcodeIndex()).Version(), keep))
     sig_in: dict[str, int] = {}
     sig_out: dict[str, int] = {}
     if model.SignatureDefsLength():
@@ -152,3 +160,27 @@ def freeze_input(model: schema.ModelT, input_name: str, value: np.ndarray) -> No
     sg.inputs = np.array([i for i in sg.inputs if i != index], dtype=np.int32)
     for sd in model.signatureDefs or []:
         sd.inputs = [tm for tm in sd.inputs if tm.tensorIndex != index]
+
+
+def name_io(model: schema.ModelT, input_names: list[str], output_names: list[str]) -> None:
+    """Name the graph inputs/outputs (in order) and give the model a `serving_default`
+    signature with those names, so runners address tensors by the model's own names."""
+    sg = model.subgraphs[0]
+    if len(sg.inputs) != len(input_names) or len(sg.outputs) != len(output_names):
+        raise FrliteError(f"converted .tflite has {len(sg.inputs)} inputs / {len(sg.outputs)} outputs, "
+                          f"expected {len(input_names)} / {len(output_names)}")
+    sig = schema.SignatureDefT()
+    sig.signatureKey = "serving_default"
+    sig.subgraphIndex = 0
+    sig.inputs, sig.outputs = [], []
+    for idx, name in zip(sg.inputs, input_names):
+        sg.tensors[idx].name = name
+        tm = schema.TensorMapT()
+        tm.name, tm.tensorIndex = name, int(idx)
+        sig.inputs.append(tm)
+    for idx, name in zip(sg.outputs, output_names):
+        sg.tensors[idx].name = name
+        tm = schema.TensorMapT()
+        tm.name, tm.tensorIndex = name, int(idx)
+        sig.outputs.append(tm)
+    model.signatureDefs = [sig]

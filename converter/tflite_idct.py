@@ -129,25 +129,29 @@ def inject_idct(model: schema.ModelT, weights: list[FRWeight], compact: bool = T
     pack.add_bases()
     params = pack.vector()
 
-    def take(seg) -> int:  # type: ignore[no-untyped-def]
+    def take(seg, shape: tuple[int, ...] | None = None) -> int:  # type: ignore[no-untyped-def]
         """Each packed segment becomes its own small fp32 constant: no slicing ops needed."""
-        data = params[seg.offset: seg.offset + seg.size].reshape(seg.shape)
-        return ed.add_tensor(seg.shape, np.dtype(np.float32), data=data)
+        data = params[seg.offset: seg.offset + seg.size].reshape(shape or seg.shape)
+        return ed.add_tensor(data.shape, np.dtype(np.float32), data=data)
 
+    # bases are built 3-D (1, n, k) because the GPU delegate slices only 3-D/4-D tensors
     assert pack.odd is not None and pack.freqs is not None
-    odd, freqs = take(pack.odd), take(pack.freqs)
-    bases: dict[tuple[int, int], int] = {}
+    max_n, max_k = pack.odd.shape[0], pack.freqs.shape[1]
+    odd, freqs = take(pack.odd, (1, max_n, 1)), take(pack.freqs, (1, 1, max_k))
+    bases3: dict[tuple[int, int], int] = {}
     for n, (step_seg, scale_seg) in pack.basis_terms.items():
         k = scale_seg.shape[1]
-        odd_n = ed.slice(odd, [0, 0], [n, 1])
-        freqs_k = ed.slice(freqs, [0, 0], [1, k])
-        angles = ed.mul(ed.mul(odd_n, take(step_seg)), freqs_k)
-        bases[(n, k)] = ed.mul(ed.cos(angles), take(scale_seg))
+        odd_n = ed.slice(odd, [0, 0, 0], [1, n, 1])
+        freqs_k = ed.slice(freqs, [0, 0, 0], [1, 1, k])
+        angles = ed.mul(ed.mul(odd_n, take(step_seg, (1, 1, 1))), freqs_k)
+        bases3[(n, k)] = ed.mul(ed.cos(angles), take(scale_seg, (1, 1, k)))
+    bases: dict[tuple[int, int], int] = {}
 
     def basis(n: int, k: int) -> int:
         if (n, k) not in bases:
-            full = next(kk for (nn, kk) in bases if nn == n)
-            bases[(n, k)] = ed.slice(bases[(n, full)], [0, 0], [n, k])
+            full = next(kk for (nn, kk) in bases3 if nn == n)
+            b3 = bases3[(n, full)] if k == full else ed.slice(bases3[(n, full)], [0, 0, 0], [1, n, k])
+            bases[(n, k)] = ed.reshape(b3, [n, k])
         return bases[(n, k)]
 
     rebuilt = {}
