@@ -1,0 +1,96 @@
+"""Small FR models of other shapes, used by the conversion and parity tests (MODEL SPEC factories).
+
+Coefficients are random but kept inside a low-frequency corner box, as FR training leaves them.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from converter.fr_layers import FRConv2d, FRConvTranspose2d, FRLinear, fr_layers
+
+
+def _fr_sparsify(model: nn.Module, seed: int, box: tuple[int, ...] = (4, 4, 2, 2)) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, layer in fr_layers(model):
+            w = layer.weight
+            keep = tuple(slice(0, min(k, n)) for k, n in zip(box, w.shape))
+            values = torch.randn(w[keep].shape, generator=g) * 0.5
+            w.zero_()
+            w[keep] = values
+            if layer.bias is not None:
+                layer.bias.copy_(torch.randn(layer.bias.shape, generator=g) * 0.1)
+    return model.eval()
+
+
+class Classifier(nn.Module):
+    """Strided, grouped and depthwise FR convs and an FR Linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = FRConv2d(3, 16, 3, stride=2, padding=1)
+        self.grouped = FRConv2d(16, 16, 3, padding=1, groups=4)
+        self.depthwise = FRConv2d(16, 16, 3, padding=1, groups=16, bias=False)
+        self.point = FRConv2d(16, 32, 1)
+        self.head = FRLinear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        x = torch.relu(self.grouped(x))
+        x = torch.relu(self.point(self.depthwise(x)))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+class Decoder(nn.Module):
+    """FR transposed convs with output_padding, as in a segmentation decoder."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up1 = FRConvTranspose2d(8, 6, 3, stride=2, padding=1, output_padding=1)
+        self.up2 = FRConvTranspose2d(6, 4, 2, stride=2, bias=False)
+        self.out = FRConv2d(4, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.up2(torch.relu(self.up1(x)))))
+
+
+def classifier() -> nn.Module:
+    return _fr_sparsify(Classifier(), 1)
+
+
+def decoder() -> nn.Module:
+    return _fr_sparsify(Decoder(), 2, box=(3, 3, 2, 2))
+
+
+def frereg_net() -> nn.Module:
+    """A model built from the authors' `frereg` layers (mapped to frlite's by the model spec)."""
+    import frereg
+
+    class FreregNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = frereg.Conv2d(3, 8, 3, padding=1)
+            self.conv2 = frereg.Conv2d(8, 8, 3, stride=2, padding=1, bias=False)
+            self.up = frereg.ConvTranspose2d(8, 4, 2, stride=2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.up(torch.relu(self.conv2(torch.relu(self.conv1(x)))))
+
+    torch.manual_seed(3)
+    net = FreregNet()
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in (net.conv1, net.conv2, net.up):
+            w = m.weight
+            keep = (slice(0, 3), slice(0, 3), slice(0, 2), slice(0, 2))
+            values = torch.randn(w[keep].shape, generator=g)
+            w.zero_()
+            w[keep] = values
+    return net.eval()
+
+
+def unet_small() -> nn.Module:
+    from converter.unet import build_unet
+
+    return _fr_sparsify(build_unet(width=8), 4)
