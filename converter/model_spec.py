@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -57,6 +58,8 @@ def resolve_factory(spec: str) -> Callable[[], nn.Module]:
     if target.endswith(".py") or "/" in target or "\\" in target:
         module = _load_file_module(Path(target), spec)
     else:
+        if os.getcwd() not in sys.path:  # like `python -m`: modules of the current folder import
+            sys.path.insert(0, os.getcwd())
         try:
             module = importlib.import_module(target)
         except Exception as exc:

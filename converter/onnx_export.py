@@ -41,7 +41,7 @@ def export_onnx(module: nn.Module, example: dict[str, torch.Tensor], output_name
         raise FrliteError(f"ONNX export failed: {type(exc).__name__}: {first[:300]}") from exc
 
 
-def simplify_onnx(path: Path) -> None:
+def simplify_onnx(path: Path) -> bool:
     """Fold the exporter's static shape arithmetic (e.g. the UNet's pad sizes) with onnxsim.
 
     Only for graphs without an in-graph IDCT: onnxsim would fold that back into dense weights.
@@ -50,6 +50,8 @@ def simplify_onnx(path: Path) -> None:
     import onnxsim
 
     model = onnx.load(str(path))
+    if any(n.domain not in ("", "ai.onnx") for n in model.graph.node):
+        return False  # onnxsim cannot run custom-domain ops; onnx2tf names them precisely later
     try:
         # keep BatchNorm apart from the conv before it: fusing rescales the weight's output axis,
         # which spreads an FR corner box over every frequency (idct could not rebuild it compactly)
@@ -59,6 +61,7 @@ def simplify_onnx(path: Path) -> None:
     if not ok:
         raise FrliteError("onnxsim produced a model that failed its own check; report this model to frlite")
     onnx.save(simplified, str(path))
+    return True
 
 
 @dataclass

@@ -94,3 +94,28 @@ def unet_small() -> nn.Module:
     from converter.unet import build_unet
 
     return _fr_sparsify(build_unet(width=8), 4)
+
+
+class _Mystery(torch.autograd.Function):
+    """A custom layer: exports as the ONNX op frlite_test::Mystery, which no converter knows."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return x * 2
+
+    @staticmethod
+    def symbolic(g, x):  # type: ignore[no-untyped-def]
+        return g.op("frlite_test::Mystery", x).setType(x.type())
+
+
+class WithCustomOp(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = FRConv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _Mystery.apply(self.conv(x))
+
+
+def with_custom_op() -> nn.Module:
+    return _fr_sparsify(WithCustomOp(), 5)
