@@ -154,10 +154,31 @@ def inject_idct(model: schema.ModelT, weights: list[FRWeight], compact: bool = T
             bases[(n, k)] = ed.reshape(b3, [n, k])
         return bases[(n, k)]
 
+    # Layers whose boxes share one pattern of kept positions (FR keeps the same zigzag ranks in
+    # every layer of a shape) store only their kept values; one shared GATHER index per pattern
+    # expands them into the box. A pattern used once is cheaper stored as the plain box.
+    patterns: dict[tuple, list[int]] = {}
+    for i, (_, _, _, _, _, seg) in enumerate(plans):
+        box_vals = params[seg.offset: seg.offset + seg.size]
+        patterns.setdefault((seg.shape, np.flatnonzero(box_vals).tobytes()), []).append(i)
+
+    def box_tensor(i: int) -> int:
+        seg = plans[i][5]
+        box_vals = params[seg.offset: seg.offset + seg.size]
+        key = (seg.shape, np.flatnonzero(box_vals).tobytes())
+        if len(patterns[key]) < 2:
+            return take(seg)
+        nz = np.flatnonzero(box_vals)
+        index = np.full(seg.size, nz.size, dtype=np.int32)  # points at the trailing zero
+        index[nz] = np.arange(nz.size)
+        values = np.append(box_vals[nz], np.float32(0)).astype(np.float32)
+        return ed.gather(ed.add_tensor(values.shape, np.dtype(np.float32), data=values),
+                         ed.const_int32(index.reshape(seg.shape)))
+
     rebuilt = {}
     replacements = []
-    for name, target, perm, shape, box, seg in plans:
-        t = rebuild_weight(_TfliteOps(ed, basis), take(seg), shape, box)
+    for i, (name, target, perm, shape, box, seg) in enumerate(plans):
+        t = rebuild_weight(_TfliteOps(ed, basis), box_tensor(i), shape, box)
         if ed.shape_of(t) != tuple(int(s) for s in ed.sg.tensors[target].shape):
             raise FrliteError(f"idct rebuild of {name}: shape {ed.shape_of(t)} != converted weight "
                               f"{tuple(ed.sg.tensors[target].shape)}")
