@@ -46,6 +46,7 @@ from .summary import summarize_model
 from .tflite_file import load_model_object, read_tflite, save_model_object
 from .tflite_fp16 import to_fp16
 from .tflite_idct import FRWeight, inject_idct
+from runtimes.base import RunOptions
 
 MODES = ("dense", "idct")
 TARGETS = ("onnx", "ort-mobile", "tflite-cpu", "tflite-gpu", "tflite-nnapi")
@@ -68,7 +69,7 @@ class ConvertRequest:
     precisions: list[str] = field(default_factory=lambda: ["fp32"])
     output_names: list[str] | None = None
     overwrite: bool = False
-    parity_samples: int = 2
+    parity_samples: int | None = None  # None: 2 seeded samples, 1 when an input exceeds 1 M values
     seed: int = 0
     progress: Callable[[str], None] = lambda msg: None
 
@@ -170,6 +171,9 @@ def convert(req: ConvertRequest) -> ConvertResult:
     _check_choices(req.precisions, PRECISIONS, "--precision")
     if not req.inputs:
         raise UsageError("give at least one --input NAME:DIMS, e.g. --input input:1x3x640x959")
+    if req.parity_samples is None:
+        big = any(int(np.prod(s.shape)) > 1_000_000 for s in req.inputs)
+        req.parity_samples = 1 if big else 2
     if "int8-dynamic" in req.precisions and req.modes != ["dense"]:
         raise UsageError("--precision int8-dynamic applies to --mode dense only (idct rebuilds fp32 weights at run time)")
     log = _Log(req.progress)
@@ -243,7 +247,7 @@ def convert(req: ConvertRequest) -> ConvertResult:
         for art in artifacts:
             key = (art.path, art.runtime)
             if key not in measured:
-                runtime = open_artifact(tmp, art)
+                runtime = open_artifact(tmp, art, RunOptions(threads=os.cpu_count() or 1))
                 errs = []
                 for sample, refs in zip(_samples(example, req), ref_outputs):
                     got = runtime.run(sample)

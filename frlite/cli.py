@@ -44,6 +44,7 @@ def _cmd_pack(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
     import torch
 
     from converter.model_loading import load_fr_model
@@ -52,15 +53,35 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if len(args.images) != len(args.masks):
         raise UsageError(f"--images has {len(args.images)} files but --masks has {len(args.masks)}; give one mask per image")
     loaded = load_fr_model(args.model, args.weights)
-    scores = []
-    with torch.no_grad():
-        for image, mask in zip(args.images, args.masks):
+    runtimes = []
+    if args.converted:
+        from converter.manifest import read_manifest
+        from runtimes.base import RunOptions
+        from runtimes.loader import open_artifact
+
+        folder = Path(args.converted)
+        seen = set()
+        for art in read_manifest(folder).artifacts:
+            if (art.path, art.runtime) not in seen:  # one file serves several tflite targets
+                seen.add((art.path, art.runtime))
+                runtimes.append((art.path, open_artifact(folder, art, RunOptions(threads=args.threads))))
+    totals: dict[str, list[float]] = {"pytorch": []}
+    for image, mask in zip(args.images, args.masks):
+        x = load_image(image)
+        truth = load_mask(mask)
+        start = time.perf_counter()
+        with torch.no_grad():
+            ref = argmax_mask(loaded.model(torch.from_numpy(x)).numpy())
+        totals["pytorch"].append(dice(ref == 1, truth))
+        print(f"{Path(image).name}: pytorch Dice {totals['pytorch'][-1]:.6f}  ({time.perf_counter() - start:.1f} s)")
+        for name, rt in runtimes:
             start = time.perf_counter()
-            logits = loaded.model(torch.from_numpy(load_image(image))).numpy()
-            score = dice(argmax_mask(logits) == 1, load_mask(mask))
-            scores.append(score)
-            print(f"{Path(image).name}: Dice {score:.6f}  ({time.perf_counter() - start:.1f} s)")
-    print(f"mean Dice over {len(scores)} images: {sum(scores) / len(scores):.6f}")
+            out = argmax_mask(rt.run({rt.inputs()[0].name: x})[rt.outputs()[0].name])
+            totals.setdefault(name, []).append(dice(out == 1, truth))
+            agree = float(np.mean(out == ref))
+            print(f"  {name:28s} Dice {totals[name][-1]:.6f}  pixels equal to pytorch {agree * 100:8.4f}%"
+                  f"  ({time.perf_counter() - start:.1f} s)")
+    print(f"mean Dice over {len(args.images)} images: " + ", ".join(f"{k} {sum(v) / len(v):.6f}" for k, v in totals.items()))
     return 0
 
 
@@ -129,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True)
     p.add_argument("--images", nargs="+", required=True)
     p.add_argument("--masks", nargs="+", required=True)
+    p.add_argument("--converted", metavar="DIR", help="also run every artifact of this `frlite convert` folder")
+    p.add_argument("--threads", type=int, default=2, help="threads for the converted artifacts' runtimes")
     p.set_defaults(func=_cmd_evaluate)
     return parser
 
