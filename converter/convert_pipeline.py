@@ -37,6 +37,7 @@ from .fr_layers import fr_layers
 from .layouts import model_layout, onnx2tf_layout
 from .manifest import Artifact, ArtifactParity, Manifest, TensorInfo
 from .model_loading import LoadedModel, load_fr_model
+from .model_spec import portable_spec
 from .onnx2tf_runner import run_onnx2tf
 from .onnx_export import export_onnx, simplify_onnx, summarize_onnx
 from .onnx_idct import inject_idct_onnx
@@ -270,7 +271,7 @@ def convert(req: ConvertRequest) -> ConvertResult:
         shutil.rmtree(work, ignore_errors=True)
         ckpt = loaded.checkpoint
         manifest = Manifest(
-            model_spec=req.model_spec,
+            model_spec=portable_spec(req.model_spec),
             checkpoint=str(ckpt.path.resolve()) if ckpt else None,
             checkpoint_sha256=ckpt.sha256 if ckpt else None,
             model_inputs=onnx_inputs, model_outputs=onnx_outputs, artifacts=artifacts,

@@ -37,3 +37,5 @@ class UnsupportedLayerError(FrliteError):
 
 class DataError(FrliteError):
     """Input images, masks or arrays that cannot be read or do not fit the model."""
+
+    exit_code = 2

@@ -83,3 +83,11 @@ def build_model(spec: str) -> nn.Module:
         raise ModelSpecError(f"model spec {spec!r}: the factory returned {type(model).__name__}, not a torch nn.Module")
     model, _ = convert_frereg_layers(model)
     return model.eval()
+
+
+def portable_spec(spec: str) -> str:
+    """The spec with a file path made absolute, so it resolves from any working folder later."""
+    target, sep, attr = spec.strip().rpartition(":")
+    if sep and (target.endswith(".py") or "/" in target or "\\" in target):
+        return f"{Path(target).resolve()}:{attr}"
+    return spec.strip()

@@ -114,6 +114,41 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_parity(args: argparse.Namespace) -> int:
+    from runtimes.parity_run import run_parity
+    from runtimes.report_html import write_html
+    from runtimes.report_json import write_json
+    from runtimes.report_markdown import write_markdown
+
+    formats = _split(args.format)
+    for f in formats:
+        if f not in ("json", "md", "html"):
+            raise UsageError(f"--format {f!r} is not one of: json, md, html")
+    if args.reference != "torch":
+        raise UsageError("--reference must be torch (the FR model itself)")
+    try:
+        report = run_parity(args.folder, args.inputs, args.samples, args.seed, _split(args.runtimes) if args.runtimes else None,
+                            _split(args.variants) if args.variants else None, args.atol, args.rtol, args.task,
+                            args.threads, keep_outputs="html" in formats)
+    except FrliteError as exc:
+        if exc.exit_code == 1:
+            exc.exit_code = 2  # exit 1 is reserved for "a comparison failed"
+        raise
+    out = Path(args.out or Path(args.folder) / "parity")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    writers = {"json": (write_json, "parity.json"), "md": (write_markdown, "parity.md"), "html": (write_html, "parity.html")}
+    for f in formats:
+        fn, name = writers[f]
+        written.append(fn(report, out / name))
+    for r in report.results:
+        state = "ERROR" if r.error else ("pass" if r.passed else "FAIL")
+        worst = max((m.max_abs_error / (m.ref_scale or 1.0) for o in r.outputs for m in o.samples), default=0.0)
+        print(f"{state:5s} {r.label}  worst |error|/scale {worst:.2e}" + (f"  {r.error}" if r.error else ""))
+    print(("all comparisons pass" if report.passed else "SOME COMPARISONS FAIL") + "; report: " + ", ".join(map(str, written)))
+    return 0 if report.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frlite", description="Ship FR-trained PyTorch models to mobile runtimes.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -144,6 +179,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("parity", help="compare every converted file with PyTorch; JSON / Markdown / HTML report")
+    p.add_argument("folder", metavar="DIR", help="a `frlite convert` output folder")
+    p.add_argument("--inputs", nargs="+", metavar="FILE_OR_FOLDER", help="images (.png/.jpg) or .npy/.npz arrays")
+    p.add_argument("--samples", type=int, default=2, help="seeded random samples when no --inputs (default 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runtimes", nargs="+", help="torch,onnxruntime,tflite (default all)")
+    p.add_argument("--variants", nargs="+", help="default,no-opt (onnxruntime); xnnpack,builtin,reference (tflite)")
+    p.add_argument("--reference", default="torch")
+    p.add_argument("--atol", type=float, help="absolute tolerance (default per precision, relative to the output's scale)")
+    p.add_argument("--rtol", type=float, help="relative tolerance (default 0)")
+    p.add_argument("--task", help="segmentation, classification or none (default: guessed from the output shape)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--format", nargs="+", default=["json", "md", "html"], help="json,md,html")
+    p.add_argument("--out", metavar="REPORT_DIR", help="default DIR/parity")
+    p.set_defaults(func=_cmd_parity)
 
     p = sub.add_parser("evaluate", help="segmentation Dice of the PyTorch FR model on images with masks")
     p.add_argument("model", metavar="SPEC")

@@ -16,13 +16,17 @@ echo "== 2. frlite's compact checkpoint (authors' unet_fr.pt: 40,539 bytes)"
 "$FRLITE" pack "$CKPT" --model unet --out "$OUT/unet.frl"
 
 echo
-echo "== 3. convert at 1x3x640x959: dense and idct, ONNX + TFLite (CPU/GPU/NNAPI), fp32 + fp16"
+echo "== 3. PyTorch Dice on the fixture images (README: 0.978770 0.979274 0.974674 0.980772)"
+"$FRLITE" evaluate unet --weights "$CKPT" --images "$FIXTURE"/in000{0,1,2,3}.png --masks "$FIXTURE"/gt000{0,1,2,3}.png
+
+echo
+echo "== 4. convert at 1x3x640x959: dense and idct, ONNX + TFLite (CPU/GPU/NNAPI), fp32 + fp16"
 "$FRLITE" convert unet --weights "$CKPT" --input input:1x3x640x959 --mode dense idct \
   --target onnx tflite-cpu tflite-gpu tflite-nnapi --precision fp32 fp16 --out "$OUT/unet" --overwrite
 
 echo
-echo "== 4. the fixture images through PyTorch and every converted file (README Dice: 0.978770 0.979274 0.974674 0.980772)"
-"$FRLITE" evaluate unet --weights "$CKPT" --converted "$OUT/unet" \
-  --images "$FIXTURE"/in000{0,1,2,3}.png --masks "$FIXTURE"/gt000{0,1,2,3}.png
+echo "== 5. parity: the four fixture images through PyTorch, ONNX Runtime and LiteRT"
+"$FRLITE" parity "$OUT/unet" --inputs "$FIXTURE"/in000{0,1,2,3}.png --out "$OUT/parity"
 echo
-echo "converted files, manifest and delegate reports: $OUT/unet (see $OUT/unet/compat/*.md)"
+echo "converted files, manifest and delegate reports: $OUT/unet (compat/*.md)"
+echo "parity report: $OUT/parity/parity.html (also parity.md, parity.json)"

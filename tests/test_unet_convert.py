@@ -1,43 +1,27 @@
-"""The authors' FR UNet at full size (1x3x640x959): every converted file reproduces PyTorch's
-masks and the fixture README's Dice on the four real images. Slow: one conversion shared."""
+"""The authors' FR UNet at full size (1x3x640x959), converted once (conftest `unet_out`) and run
+once through every file by `frlite parity` on the four fixture images. Checked here, each
+number recomputed independently from the raw outputs: masks agree with PyTorch, Dice equals
+the fixture README's, and the parity report states the same agreement and Dice. Slow."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 
 from conftest import FIXTURES, README_DICE
-from converter.convert_pipeline import ConvertRequest, convert
 from converter.manifest import read_manifest
-from converter.segmentation import argmax_mask, dice, load_image, load_mask
-from converter.shape_spec import parse_input_shape
-from runtimes.base import RunOptions
-from runtimes.loader import open_artifact
+from converter.segmentation import load_mask
+from runtimes.parity_run import ParityReport, run_parity
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("unet")]
 IDCT_LIMIT = 64 * 1024
+FLOORS = {"fp32": 0.9999, "fp16": 0.999}
 
 
 @pytest.fixture(scope="module")
-def unet_out(unet_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("unet") / "out"
-    convert(ConvertRequest("unet", unet_archive, [parse_input_shape("input:1x3x640x959")], out,
-                           modes=["dense", "idct"], targets=["onnx", "tflite-cpu"], precisions=["fp32", "fp16"],
-                           parity_samples=1))
-    return out
-
-
-@pytest.fixture(scope="module")
-def images_and_reference(unet_model):  # type: ignore[no-untyped-def]
-    data = []
-    for key in README_DICE:
-        x = load_image(FIXTURES / f"in{key}.png")
-        with torch.no_grad():
-            ref = argmax_mask(unet_model(torch.from_numpy(x)).numpy())
-        data.append((key, x, ref, load_mask(FIXTURES / f"gt{key}.png")))
-    return data
+def unet_parity(unet_out: Path) -> ParityReport:
+    images = [str(FIXTURES / f"in{k}.png") for k in README_DICE]
+    return run_parity(unet_out, inputs=images, threads=2)
 
 
 def test_idct_files_are_small(unet_out: Path) -> None:
@@ -49,18 +33,30 @@ def test_idct_files_are_small(unet_out: Path) -> None:
     assert not onnx_idct.notes and not tfl_idct.notes
 
 
-@pytest.mark.parametrize("mode,target,precision,min_agree", [
-    ("dense", "onnx", "fp32", 0.9999), ("idct", "onnx", "fp32", 0.9999),
-    ("dense", "tflite-cpu", "fp32", 0.9999), ("idct", "tflite-cpu", "fp32", 0.9999),
-    ("dense", "tflite-cpu", "fp16", 0.999), ("idct", "tflite-cpu", "fp16", 0.999),
-])
-def test_masks_and_dice_on_fixture_images(unet_out: Path, images_and_reference, mode: str, target: str,  # type: ignore[no-untyped-def]
-                                          precision: str, min_agree: float) -> None:
-    art = read_manifest(unet_out).artifact(mode, target, precision)
-    runtime = open_artifact(unet_out, art, RunOptions(threads=2))
-    for key, x, ref_mask, truth in images_and_reference:
-        mask = argmax_mask(runtime.run({"input": x})["output"])
-        agree = float((mask == ref_mask).mean())
-        assert agree >= min_agree, (art.path, key, agree)
-        if precision == "fp32":
-            assert abs(dice(mask == 1, truth) - README_DICE[key]) <= 1e-4, (art.path, key)
+def test_every_file_reproduces_masks_and_readme_dice(unet_parity: ParityReport) -> None:
+    ref = unet_parity.samples_kept["reference"]["output"]
+    ref_masks = [r.argmax(axis=1)[0] for r in ref]
+    truths = [load_mask(FIXTURES / f"gt{k}.png") for k in README_DICE]
+    seen = set()
+    for res in unet_parity.results:
+        assert res.error is None, res.error
+        seen.add((res.mode, res.runtime, res.precision))
+        outs = unet_parity.samples_kept[res.label]["output"]
+        task = res.outputs[0].task_samples
+        for i, (key, want) in enumerate(README_DICE.items()):
+            mask = outs[i].argmax(axis=1)[0]
+            agree = float((mask == ref_masks[i]).mean())
+            assert agree >= FLOORS[res.precision], (res.label, key, agree)
+            # the report states what an independent computation finds
+            assert task[i].pixel_agreement == pytest.approx(agree, abs=1e-12)
+            fg, rfg = mask == 1, ref_masks[i] == 1
+            assert task[i].dice == pytest.approx(2 * (fg & rfg).sum() / (fg.sum() + rfg.sum()), abs=1e-12)
+            if res.precision == "fp32":
+                dice_gt = 2 * (fg & truths[i]).sum() / (fg.sum() + truths[i].sum())
+                assert abs(dice_gt - want) <= 1e-4, (res.label, key, dice_gt)
+    assert seen == {(m, rt, p) for m in ("dense", "idct") for rt, ps in (("onnxruntime", ["fp32"]), ("tflite", ["fp32", "fp16"]))
+                    for p in ps}
+
+
+def test_parity_verdict(unet_parity: ParityReport) -> None:
+    assert unet_parity.passed, [r.label for r in unet_parity.results if not r.passed]

@@ -1,0 +1,184 @@
+"""`frlite parity`: the same inputs through PyTorch, ONNX Runtime and LiteRT, compared.
+
+Reads the convert folder's manifest (artifacts, tensor names, layouts), builds the reference
+(the FR model itself, from the spec and checkpoint the manifest records), runs every artifact in
+every asked runtime variant, and returns a ParityReport the report writers turn into JSON,
+Markdown and HTML. Timings live apart from the numbers, so two runs on the same inputs give
+identical reports apart from `timings`.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from converter.errors import FrliteError, UsageError
+from converter.manifest import Artifact, Manifest, read_manifest
+
+from .base import RunOptions, TensorSpec
+from .loader import open_artifact
+from .parity_inputs import Sample, load_inputs
+from .parity_metrics import DEFAULT_TOLERANCES, OutputMetrics, TaskMetrics, compare, guess_task, task_metrics
+
+SCHEMA_VERSION = 1
+RUNTIME_VARIANTS = {"onnxruntime": ["default", "no-opt"], "tflite": ["xnnpack", "builtin", "reference"]}
+DEFAULT_VARIANTS = {"onnxruntime": ["default"], "tflite": ["xnnpack"]}
+
+
+@dataclass
+class OutputResult:
+    name: str
+    task: str
+    atol: float
+    rtol: float
+    samples: list[OutputMetrics]
+    task_samples: list[TaskMetrics]
+    pass_rate: float
+    passed: bool
+
+
+@dataclass
+class RunResult:
+    label: str            # e.g. "tflite/idct_fp16.tflite on tflite (xnnpack)"
+    mode: str
+    targets: list[str]
+    precision: str
+    path: str
+    runtime: str
+    variant: str
+    outputs: list[OutputResult]
+    passed: bool
+    error: str | None = None
+
+
+@dataclass
+class ParityReport:
+    schema_version: int
+    folder: str
+    model_spec: str
+    checkpoint_sha256: str | None
+    reference: str
+    inputs: list[dict]
+    tolerances: dict[str, dict[str, float]]
+    environment: dict[str, object]
+    results: list[RunResult]
+    passed: bool
+    timings: dict[str, float] = field(default_factory=dict)
+    samples_kept: dict[str, dict[str, list]] = field(default_factory=dict)  # for pictures, not in JSON
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.pop("samples_kept")
+        return d
+
+
+def _environment(threads: int) -> dict[str, object]:
+    from importlib.metadata import version
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
+            "versions": {p: version(p) for p in ("torch", "onnxruntime", "ai-edge-litert", "onnx", "numpy")}}
+
+
+def _reference(manifest: Manifest, folder: Path):  # type: ignore[no-untyped-def]
+    from converter.model_loading import load_fr_model
+
+    from .torch_runtime import TorchRuntime
+
+    ckpt = manifest.checkpoint
+    if ckpt is not None:
+        p = Path(ckpt)
+        if not p.exists():
+            raise FrliteError(f"the manifest's checkpoint {ckpt} is gone; it is the reference, restore it or re-convert")
+        if hashlib.sha256(p.read_bytes()).hexdigest() != manifest.checkpoint_sha256:
+            raise FrliteError(f"checkpoint {ckpt} changed since {folder} was converted (sha256 differs); re-convert")
+    model = load_fr_model(manifest.model_spec, ckpt).model
+    specs = [TensorSpec(t.model_name, tuple(t.shape), t.dtype, t.layout) for t in manifest.model_inputs]
+    outs = [TensorSpec(t.model_name, tuple(t.shape), t.dtype, t.layout) for t in manifest.model_outputs]
+    return TorchRuntime(model, specs, outs)
+
+
+def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int = 2, seed: int = 0,
+               runtimes: list[str] | None = None, variants: list[str] | None = None,
+               atol: float | None = None, rtol: float | None = None, task: str | None = None,
+               threads: int = 1, keep_outputs: bool = True) -> ParityReport:
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    runtimes = runtimes or ["torch", "onnxruntime", "tflite"]
+    for r in runtimes:
+        if r not in ("torch", "onnxruntime", "tflite"):
+            raise UsageError(f"--runtimes {r!r} is not one of: torch, onnxruntime, tflite")
+    if task is not None and task not in ("segmentation", "classification", "none"):
+        raise UsageError(f"--task {task!r} is not one of: segmentation, classification, none")
+    chosen: dict[str, list[str]] = {k: list(v) for k, v in DEFAULT_VARIANTS.items()}
+    if variants:
+        for v in variants:
+            owner = next((rt for rt, vs in RUNTIME_VARIANTS.items() if v in vs), None)
+            if owner is None:
+                raise UsageError(f"--variants {v!r} is not one of: {', '.join(sum(RUNTIME_VARIANTS.values(), []))}")
+        chosen = {rt: [v for v in vs if v in variants] for rt, vs in RUNTIME_VARIANTS.items()}
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data = load_inputs(inputs, manifest.model_inputs, samples, seed)
+    reference = _reference(manifest, folder)
+    refs = [reference.run(s.arrays) for s in data]
+    timings["reference"] = time.perf_counter() - t0
+
+    # group the manifest's artifacts by file: one tflite file serves cpu, gpu and nnapi targets
+    files: dict[tuple[str, str], list[Artifact]] = {}
+    for art in manifest.artifacts:
+        if art.runtime in runtimes:
+            files.setdefault((art.path, art.runtime), []).append(art)
+    results: list[RunResult] = []
+    kept: dict[str, dict[str, list]] = {"reference": {n: [r[n] for r in refs] for n in refs[0]}} if keep_outputs else {}
+    for (path, runtime), arts in files.items():
+        art = arts[0]
+        for variant in chosen.get(runtime, []):
+            label = f"{path} on {runtime} ({variant})"
+            t1 = time.perf_counter()
+            try:
+                rt = open_artifact(folder, art, RunOptions(threads=threads, variant=variant))
+                outs = [rt.run(s.arrays) for s in data]
+            except Exception as exc:  # a runtime that cannot run the file is a failed comparison
+                results.append(RunResult(label, art.mode, [a.target for a in arts], art.precision, path, runtime,
+                                         variant, [], False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"))
+                continue
+            timings[label] = time.perf_counter() - t1
+            a_rel, r_tol = DEFAULT_TOLERANCES.get(art.precision, (1e-3, 0.0))
+            out_results = []
+            for spec in manifest.model_outputs:
+                name = spec.model_name
+                the_task = task or guess_task(tuple(spec.shape))
+                scale = max(float(np.abs(r[name]).max()) for r in refs) or 1.0
+                use_atol = atol if atol is not None else a_rel * scale
+                use_rtol = rtol if rtol is not None else r_tol
+                mets = [compare(r[name], o[name], use_atol, use_rtol) for r, o in zip(refs, outs)]
+                tms = [task_metrics(the_task, r[name], o[name]) for r, o in zip(refs, outs)]
+                rate = sum(m.passed for m in mets) / len(mets)
+                out_results.append(OutputResult(name, the_task, use_atol, use_rtol, mets, tms, rate, rate == 1.0))
+                if keep_outputs:
+                    kept.setdefault(label, {})[name] = [o[name] for o in outs]
+            results.append(RunResult(label, art.mode, [a.target for a in arts], art.precision, path, runtime, variant,
+                                     out_results, all(o.passed for o in out_results)))
+    if "torch" not in runtimes:
+        raise UsageError("--runtimes must include torch: PyTorch is the reference")
+    tol_table = {p: {"atol_times_ref_scale": a, "rtol": r} for p, (a, r) in DEFAULT_TOLERANCES.items()}
+    if atol is not None or rtol is not None:
+        tol_table["given"] = {"atol": atol if atol is not None else -1, "rtol": rtol if rtol is not None else -1}
+    timings["total"] = time.perf_counter() - t0
+    return ParityReport(
+        SCHEMA_VERSION, str(folder), manifest.model_spec, manifest.checkpoint_sha256, "torch",
+        [{"source": s.source, "sha256": s.sha256()} for s in data], tol_table, _environment(threads),
+        results, all(r.passed for r in results), timings, kept)

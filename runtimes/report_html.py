@@ -1,0 +1,115 @@
+"""parity.html: one self-contained page (no network) with the summary, the details and pictures:
+per output an error histogram, and for segmentation outputs the reference mask, the runtime's
+mask and where they differ. Images are PNGs embedded as data URIs."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+
+from .parity_run import ParityReport
+from .report_markdown import _task_cell
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}
+th{background:#f3f3f3}.pass{color:#0a7d28;font-weight:bold}.fail{color:#c00;font-weight:bold}
+figure{display:inline-block;margin:4px}figcaption{font-size:12px;text-align:center}"""
+
+
+def _png(fig) -> str:  # type: ignore[no-untyped-def]
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _histogram(err: np.ndarray, title: str) -> str:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.2, 2.6))
+    e = np.abs(err).ravel()
+    e = e[e > 0]
+    if e.size:
+        bins = np.logspace(np.log10(e.min()), np.log10(e.max()) + 1e-9, 40)
+        ax.hist(e, bins=bins, color="#4a78b5")
+        ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("|runtime - reference|")
+    ax.set_ylabel("elements")
+    ax.set_title(title, fontsize=9)
+    return _png(fig)
+
+
+def _mask(mask: np.ndarray, title: str, cmap: str, vmax: int) -> str:
+    import matplotlib.pyplot as plt
+
+    h, w = mask.shape
+    fig, ax = plt.subplots(figsize=(3.2, 3.2 * h / max(w, 1)))
+    ax.imshow(mask, cmap=cmap, interpolation="nearest", vmin=0, vmax=max(vmax, 1))
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    return _png(fig)
+
+
+def format_html(report: ParityReport) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    e = html.escape
+    verdict = "PASS" if report.passed else "FAIL"
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>frlite parity</title><style>{_CSS}</style></head><body>",
+             f"<h1>Parity: {e(report.model_spec)} <span class='{'pass' if report.passed else 'fail'}'>{verdict}</span></h1>",
+             f"<p>Folder {e(report.folder)}; reference PyTorch; {len(report.inputs)} input sample(s).</p>",
+             "<table id='summary'><tr><th>artifact</th><th>runtime</th><th>result</th><th>worst error / scale</th><th>task agreement</th></tr>"]
+    for r in report.results:
+        if r.error:
+            parts.append(f"<tr><td>{e(r.path)}</td><td>{e(r.runtime)} ({e(r.variant)})</td><td class='fail'>ERROR</td><td>-</td><td>{e(r.error)}</td></tr>")
+            continue
+        worst = max((m.max_abs_error / (m.ref_scale or 1.0) for o in r.outputs for m in o.samples), default=0.0)
+        cls, word = ("pass", "pass") if r.passed else ("fail", "FAIL")
+        parts.append(f"<tr><td>{e(r.path)}</td><td>{e(r.runtime)} ({e(r.variant)})</td><td class='{cls}'>{word}</td>"
+                     f"<td>{worst:.2e}</td><td>{e(_task_cell(r))}</td></tr>")
+    parts.append("</table>")
+    refs = report.samples_kept.get("reference", {})
+    for r in report.results:
+        if r.error:
+            continue
+        parts.append(f"<h2>{e(r.label)}</h2><table class='details'><tr><th>output</th><th>sample</th><th>max abs</th><th>index</th>"
+                     "<th>mean abs</th><th>RMSE</th><th>max rel</th><th>cosine</th><th>PSNR dB</th><th>min atol</th><th>min rtol</th><th>pass</th></tr>")
+        for o in r.outputs:
+            for i, m in enumerate(o.samples):
+                parts.append(f"<tr><td>{e(o.name)}</td><td>{e(report.inputs[i]['source'])}</td><td>{m.max_abs_error:.3e}</td>"
+                             f"<td>{m.max_abs_index}</td><td>{m.mean_abs_error:.2e}</td><td>{m.rmse:.2e}</td><td>{m.max_rel_error:.2e}</td>"
+                             f"<td>{m.cosine_similarity:.8f}</td><td>{m.psnr_db:.1f}</td><td>{m.min_atol:.2e}</td><td>{m.min_rtol:.2e}</td>"
+                             f"<td class='{'pass' if m.passed else 'fail'}'>{'yes' if m.passed else 'NO'}</td></tr>")
+        parts.append("</table><div>")
+        got = report.samples_kept.get(r.label, {})
+        for o in r.outputs:
+            if o.name not in got or o.name not in refs:
+                continue
+            ref0, got0 = refs[o.name][0], got[o.name][0]
+            parts.append(f"<figure><img alt='error histogram {e(o.name)}' src='{_histogram(got0 - ref0, f'{o.name}: error histogram')}'>"
+                         f"<figcaption>{e(o.name)} error histogram</figcaption></figure>")
+            if o.task == "segmentation":
+                rm, gm = ref0.argmax(axis=1)[0], got0.argmax(axis=1)[0]
+                classes = ref0.shape[1] - 1
+                for img_alt, arr, cmap, vmax in (("reference mask", rm, "viridis", classes), ("runtime mask", gm, "viridis", classes),
+                                                 ("difference", (rm != gm).astype(np.uint8), "Reds", 1)):
+                    parts.append(f"<figure><img alt='{img_alt}' src='{_mask(arr, img_alt, cmap, vmax)}'><figcaption>{img_alt}"
+                                 + (f" ({int((rm != gm).sum())} pixels)" if img_alt == "difference" else "") + "</figcaption></figure>")
+        parts.append("</div>")
+    env = report.environment
+    parts.append(f"<h2>Environment</h2><p>{e(str(env['cpu']))}, {env['cores']} cores, threads {env['threads']}; "
+                 + e(", ".join(f"{k} {v}" for k, v in env["versions"].items())) + "</p>")  # type: ignore[union-attr]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_html(report: ParityReport, path: Path) -> Path:
+    path.write_text(format_html(report))
+    return path

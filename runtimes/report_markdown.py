@@ -1,0 +1,65 @@
+"""parity.md: a summary table read in ten seconds, then the details per run and output."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .parity_run import ParityReport, RunResult
+
+
+def _task_cell(run: RunResult) -> str:
+    cells = []
+    for o in run.outputs:
+        tm = o.task_samples
+        if o.task == "segmentation":
+            agree = min(t.pixel_agreement or 0 for t in tm) * 100
+            dice = min(t.dice or 0 for t in tm)
+            cells.append(f"pixels {agree:.4f}%, Dice {dice:.5f}")
+        elif o.task == "classification":
+            cells.append(f"top-1 {sum(t.top1_agreement or 0 for t in tm) / len(tm):.3f}, "
+                         f"top-5 {sum(t.top5_agreement or 0 for t in tm) / len(tm):.3f}")
+    return "; ".join(cells) or "-"
+
+
+def format_markdown(report: ParityReport) -> str:
+    verdict = "PASS" if report.passed else "FAIL"
+    lines = [f"# Parity: {report.model_spec} ({report.folder}) - {verdict}", "",
+             f"Reference: PyTorch. {len(report.inputs)} input sample(s). "
+             "Worst = max |error| / max |reference| over samples; task agreement is the worst sample.", "",
+             "| artifact | runtime | result | worst error | task agreement |", "|---|---|---|---:|---|"]
+    for r in report.results:
+        if r.error:
+            lines.append(f"| {r.path} | {r.runtime} ({r.variant}) | ERROR | - | {r.error} |")
+            continue
+        worst = max((m.max_abs_error / (m.ref_scale or 1.0) for o in r.outputs for m in o.samples), default=0.0)
+        lines.append(f"| {r.path} | {r.runtime} ({r.variant}) | {'pass' if r.passed else '**FAIL**'} | {worst:.2e} | {_task_cell(r)} |")
+    lines += ["", "## Tolerances", "",
+              "An element passes when |got - ref| <= atol + rtol x |ref|. Defaults per precision "
+              "(atol as a fraction of the reference's max |value|):", ""]
+    for name, tol in report.tolerances.items():
+        lines.append(f"- {name}: " + ", ".join(f"{k} {v:g}" for k, v in tol.items()))
+    lines += ["", "## Details", ""]
+    for r in report.results:
+        lines.append(f"### {r.label}")
+        if r.error:
+            lines += ["", f"Could not run: {r.error}", ""]
+            continue
+        lines += ["", "| output | sample | max abs (at index) | mean abs | RMSE | max rel | cosine | PSNR dB | min atol | min rtol | pass |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for o in r.outputs:
+            for i, m in enumerate(o.samples):
+                lines.append(f"| {o.name} | {report.inputs[i]['source']} | {m.max_abs_error:.3e} at {m.max_abs_index} "
+                             f"(ref {m.ref_at_max:.4g}, got {m.got_at_max:.4g}) | {m.mean_abs_error:.2e} | {m.rmse:.2e} | "
+                             f"{m.max_rel_error:.2e} | {m.cosine_similarity:.8f} | {m.psnr_db:.1f} | {m.min_atol:.2e} | "
+                             f"{m.min_rtol:.2e} | {'yes' if m.passed else 'NO'} |")
+            lines.append(f"\n{o.name}: atol {o.atol:.3e}, rtol {o.rtol:g}, pass rate {o.pass_rate * 100:.0f}%, task {o.task}\n")
+    env = report.environment
+    lines += ["## Environment", "", f"- CPU: {env['cpu']} ({env['cores']} cores), threads {env['threads']}",
+              "- " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),  # type: ignore[union-attr]
+              "", "## Inputs", ""] + [f"- {i['source']}: " + ", ".join(f"{k} sha256 {v[:16]}..." for k, v in i["sha256"].items())
+                                      for i in report.inputs]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(report: ParityReport, path: Path) -> Path:
+    path.write_text(format_markdown(report))
+    return path
