@@ -40,13 +40,13 @@ from .model_loading import LoadedModel, load_fr_model
 from .model_spec import portable_spec
 from .onnx2tf_runner import run_onnx2tf
 from .onnx_export import export_onnx, simplify_onnx, summarize_onnx
-from .onnx_idct import inject_idct_onnx
+from .onnx_idct import inject_idct_onnx, onnx_layer_outputs
 from .output_folder import AtomicFolder
 from .shape_spec import InputShape
 from .summary import summarize_model
 from .tflite_file import load_model_object, read_tflite, save_model_object
 from .tflite_fp16 import to_fp16
-from .tflite_idct import FRWeight, inject_idct
+from .tflite_idct import FRWeight, fr_layer_outputs, inject_idct
 from runtimes.base import RunOptions
 
 MODES = ("dense", "idct")
@@ -194,7 +194,7 @@ def convert(req: ConvertRequest) -> ConvertResult:
     done = step(f"load {req.model_spec}" + (f" with {req.weights}" if req.weights else ""))
     loaded = load_fr_model(req.model_spec, req.weights)
     model = loaded.model
-    example, ref_outputs, out_names = _probe(model, req)
+    example, ref_outputs, out_names, layer_shapes = _probe(model, req)
     done()
 
     with AtomicFolder(req.out, req.overwrite) as tmp:
@@ -203,18 +203,21 @@ def convert(req: ConvertRequest) -> ConvertResult:
         artifacts: list[Artifact] = []
         weights = fr_weights(model)
         notes: dict[str, list[str]] = {}  # idct layers a converter rewrote beyond recognition
+        layer_maps: dict[str, dict] = {}  # file -> FR layer -> tensor holding its output
 
         done = step("export dense ONNX")
         dense_onnx = tmp / "onnx" / "dense.onnx"
         dense_onnx.parent.mkdir()
         export_onnx(dense_export_module(model), example, out_names, dense_onnx)
         simplify_onnx(dense_onnx)
+        layer_maps[str(dense_onnx.relative_to(tmp))] = onnx_layer_outputs(dense_onnx, weights)
         done()
         onnx_files = {"dense": dense_onnx}
         if "idct" in req.modes:
             done = step("build idct ONNX (in-graph IDCT)")
             onnx_files["idct"] = tmp / "onnx" / "idct.onnx"
             rep = inject_idct_onnx(dense_onnx, onnx_files["idct"], weights)
+            layer_maps[str(onnx_files["idct"].relative_to(tmp))] = rep.layer_outputs
             notes["onnx"] = [f"{layer} kept dense: {why}" for layer, why in rep.kept_dense.items()]
             for note in notes["onnx"]:
                 log(f"  idct ONNX: {note}")
@@ -235,10 +238,11 @@ def convert(req: ConvertRequest) -> ConvertResult:
         if tflite_targets:
             artifacts += _tflite_artifacts(tmp, dense_onnx if dense_onnx.exists() else None, model, example,
                                            out_names, ref_outputs, weights, req, tflite_targets, work, step, log, mem,
-                                           notes)
+                                           notes, layer_maps, layer_shapes)
         for art in artifacts:
             if art.mode == "idct":
                 art.notes = list(notes.get("onnx" if art.runtime == "onnxruntime" else art.path, []))
+            art.layer_outputs = dict(layer_maps.get(art.path, {}))
 
         done = step(f"quick parity of {len(artifacts)} artifacts on {req.parity_samples} seeded samples")
         from runtimes.loader import open_artifact
@@ -291,10 +295,20 @@ def _samples(example: dict[str, torch.Tensor], req: ConvertRequest) -> list[dict
     return [{n: rng.random(tuple(t.shape), dtype=np.float32) for n, t in example.items()} for _ in range(req.parity_samples)]
 
 
-def _probe(model: nn.Module, req: ConvertRequest) -> tuple[dict[str, torch.Tensor], list[list[np.ndarray]], list[str]]:
-    """Run the model on the seeded samples: shapes are checked and references computed once."""
+def _probe(model: nn.Module, req: ConvertRequest) -> tuple[dict[str, torch.Tensor], list[list[np.ndarray]], list[str],
+                                                          dict[str, tuple[int, ...]]]:
+    """Run the model on the seeded samples: shapes are checked, references computed once, and
+    each FR layer's output shape recorded (to find that output in the converted files)."""
     example = {s.name: torch.zeros(s.shape) for s in req.inputs}
     refs = []
+    layer_shapes: dict[str, tuple[int, ...]] = {}
+
+    def recorder(key: str):  # type: ignore[no-untyped-def]
+        def hook(module: nn.Module, inputs: object, output: torch.Tensor) -> None:  # returns None: output untouched
+            layer_shapes.setdefault(key, tuple(output.shape))
+        return hook
+
+    hooks = [layer.register_forward_hook(recorder(f"{name}.weight" if name else "weight")) for name, layer in fr_layers(model)]
     for sample in _samples(example, req):
         try:
             with torch.no_grad():
@@ -308,12 +322,14 @@ def _probe(model: nn.Module, req: ConvertRequest) -> tuple[dict[str, torch.Tenso
         if not all(isinstance(o, torch.Tensor) for o in outs):
             raise UsageError("the model must return a tensor or a tuple of tensors")
         refs.append([o.detach().float().numpy() for o in outs])
+    for h in hooks:
+        h.remove()
     n_out = len(refs[0])
     names = req.output_names or (["output"] if n_out == 1 else [f"output_{i}" for i in range(n_out)])
     if len(names) != n_out:
         raise UsageError(f"--output-name gives {len(names)} names but the model has {n_out} outputs")
     example = {n: torch.from_numpy(v) for n, v in _samples(example, req)[0].items()}
-    return example, refs, names
+    return example, refs, names, layer_shapes
 
 
 def _onnx_artifact(tmp: Path, onnx_path: Path, mode: str, target: str, precision: str,
@@ -373,7 +389,8 @@ def _tflite_io(summary, names: list[str], shapes: list[tuple[int, ...]], kind: s
 def _tflite_artifacts(tmp: Path, dense_onnx: Path | None, model: nn.Module, example: dict[str, torch.Tensor],
                       out_names: list[str], ref_outputs: list[list[np.ndarray]], weights: list[FRWeight],
                       req: ConvertRequest, targets: list[str], work: Path, step, log: _Log, mem: _PeakMemory,
-                      notes: dict[str, list[str]]) -> list[Artifact]:  # type: ignore[no-untyped-def]
+                      notes: dict[str, list[str]], layer_maps: dict[str, dict],
+                      layer_shapes: dict[str, tuple[int, ...]]) -> list[Artifact]:  # type: ignore[no-untyped-def]
     if dense_onnx is None:
         dense_onnx = work / "dense.onnx"
         export_onnx(dense_export_module(model), example, out_names, dense_onnx)
@@ -396,19 +413,23 @@ def _tflite_artifacts(tmp: Path, dense_onnx: Path | None, model: nn.Module, exam
             if precision == "int8-dynamic":
                 assert int8 is not None
                 shutil.copyfile(int8, dst)
-            elif mode == "dense" and precision == "fp32":
-                shutil.copyfile(skeleton, dst)
             else:
                 m = load_model_object(skeleton)
+                key = str(dst.relative_to(tmp))
                 if precision == "fp16":
                     to_fp16(m)
                 if mode == "idct":
-                    rep = inject_idct(m, weights)
-                    key = str(dst.relative_to(tmp))
+                    rep = inject_idct(m, weights, shapes=layer_shapes)
+                    layer_maps[key] = rep.layer_outputs
                     notes[key] = [f"{layer} kept dense: {why}" for layer, why in rep.kept_dense.items()]
                     for note in notes[key]:
                         log(f"  {key}: {note}")
-                save_model_object(m, dst)
+                else:
+                    layer_maps[key] = fr_layer_outputs(m, weights, layer_shapes)
+                if mode == "dense" and precision == "fp32":
+                    shutil.copyfile(skeleton, dst)
+                else:
+                    save_model_object(m, dst)
             files[(mode, precision)] = dst
     done()
     summary_cache = {}

@@ -59,6 +59,9 @@ class Artifact:
     parity: ArtifactParity | None = None
     convert_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # FR layer (weight name) -> the file's tensor holding that layer's output (tflite: index,
+    # onnx: value name), found through the weight's values; used by `frlite parity --layers`
+    layer_outputs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -31,6 +31,38 @@ class OnnxInjectionReport:
     rebuilt: dict[str, tuple[int, ...]]
     kept_dense: dict[str, str]
     params_floats: int
+    layer_outputs: dict[str, str] = None  # type: ignore[assignment]  # layer -> output value of its Conv/Gemm
+
+
+_LAYER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def _consumer_output(graph: onnx.GraphProto, value: str) -> str | None:
+    """Output of the Conv/Gemm/MatMul reading the weight; a MatMul's bias Add is followed."""
+    for n in graph.node:
+        if n.op_type in _LAYER_OPS and value in list(n.input):
+            out = n.output[0]
+            if n.op_type == "MatMul":
+                users = [m for m in graph.node if out in list(m.input)]
+                if len(users) == 1 and users[0].op_type == "Add":
+                    out = users[0].output[0]
+            return out
+    return None
+
+
+def onnx_layer_outputs(path: Path, weights: list[FRWeight]) -> dict[str, str]:
+    """For a dense ONNX: layer name -> output value of the node reading that FR weight."""
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    out, taken = {}, set()
+    for w in weights:
+        name = next((n for n, a in inits.items() if n not in taken and _match(a, w.dense) is not None), None)
+        if name is not None:
+            taken.add(name)
+            value = _consumer_output(graph, name)
+            if value is not None:
+                out[w.name] = value
+    return out
 
 
 def _match(arr: np.ndarray, dense: np.ndarray) -> tuple[int, ...] | None:
@@ -120,9 +152,13 @@ def inject_idct_onnx(src: Path, dst: Path, weights: list[FRWeight], compact_name
 
     rebuilt = {}
     replace: dict[str, str] = {}
+    layer_values: dict[str, str] = {}
     for layer, init_name, perm, shape, box, seg in plans:
         replace[init_name] = rebuild_weight(Ops(), const(seg), shape, box)
         rebuilt[layer] = perm
+        value = _consumer_output(graph, init_name)
+        if value is not None:
+            layer_values[layer] = value
     for n in graph.node:
         for i, name in enumerate(n.input):
             if name in replace:
@@ -133,14 +169,14 @@ def inject_idct_onnx(src: Path, dst: Path, weights: list[FRWeight], compact_name
     old_nodes = list(graph.node)
     del graph.node[:]
     graph.node.extend(nodes + old_nodes)
-    if compact_names:
-        _compact_names(graph)
+    rename = _compact_names(graph) if compact_names else {}
     onnx.checker.check_model(model)
     onnx.save(model, str(dst))
-    return OnnxInjectionReport(rebuilt, kept_dense, int(params.size))
+    return OnnxInjectionReport(rebuilt, kept_dense, int(params.size),
+                               {k: rename.get(v, v) for k, v in layer_values.items()})
 
 
-def _compact_names(graph: onnx.GraphProto) -> None:
+def _compact_names(graph: onnx.GraphProto) -> dict[str, str]:
     """Short names for internal values and nodes; graph inputs/outputs keep theirs."""
     keep = {v.name for v in graph.input} | {v.name for v in graph.output}
     rename: dict[str, str] = {}
@@ -160,3 +196,4 @@ def _compact_names(graph: onnx.GraphProto) -> None:
         for i, name in enumerate(n.output):
             n.output[i] = rename.get(name, name)
     del graph.value_info[:]
+    return rename

@@ -155,8 +155,9 @@ class GraphEditor:
         value = max(code.builtinCode, code.deprecatedBuiltinCode)
         return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}.get(value, str(value))
 
-    def prune(self) -> None:
-        """Drop ops whose outputs nobody reads, then unreferenced tensors and buffers."""
+    def prune(self) -> dict[int, int]:
+        """Drop ops whose outputs nobody reads, then unreferenced tensors and buffers; return the
+        map old tensor index -> new index of the tensors kept."""
         sg = self.sg
         graph_out = set(int(i) for i in sg.outputs)
         changed = True
@@ -194,6 +195,7 @@ class GraphEditor:
         for t in sg.tensors:
             t.buffer = bremap[t.buffer]
         self._const_cache = {}
+        return remap
 
     def compact(self) -> None:
         """Drop what no runtime reads: internal tensor names, empty quantization tables, and shape

@@ -53,6 +53,61 @@ class InjectionReport:
     rebuilt: dict[str, tuple[int, ...]]   # layer -> permutation torch layout -> tflite layout
     kept_dense: dict[str, str]            # layer -> why it stays a dense constant
     params_floats: int
+    layer_outputs: dict[str, int] = None  # type: ignore[assignment]  # layer -> tensor index of its op's output
+
+
+_LAYER_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED")
+
+
+_FOLLOW = ("STRIDED_SLICE", "SLICE", "PAD", "PADV2", "RESHAPE", "ADD")
+
+
+def _layer_output(ed: GraphEditor, weight_tensor: int, expected: tuple[int, ...] | None = None) -> int | None:
+    """The tensor equal to the FR layer's PyTorch output: the output of the conv / FC op reading
+    this weight, followed through the ops a converter appends to finish the layer (the crop of a
+    transposed conv with padding, a bias ADD) until it has the layer's shape in the file's layout."""
+    start = next((int(op.outputs[0]) for op in ed.consumers(weight_tensor) if ed.op_name(op) in _LAYER_OPS), None)
+    if start is None or expected is None:
+        return start
+    t = start
+    for _ in range(4):
+        users = ed.consumers(t)
+        if ed.shape_of(t) == expected:
+            bias_add = (len(users) == 1 and ed.op_name(users[0]) == "ADD"
+                        and any(i != t and ed.sg.tensors[i].buffer and ed.model.buffers[ed.sg.tensors[i].buffer].data is not None
+                                for i in users[0].inputs))
+            return int(users[0].outputs[0]) if bias_add else t
+        if len(users) != 1 or ed.op_name(users[0]) not in _FOLLOW:
+            return None
+        t = int(users[0].outputs[0])
+    return None
+
+
+def _expected(shapes: dict[str, tuple[int, ...]] | None, name: str) -> tuple[int, ...] | None:
+    from .layouts import onnx2tf_layout
+
+    if not shapes or name not in shapes:
+        return None
+    shape = tuple(shapes[name])
+    perm = onnx2tf_layout(len(shape))[1]
+    return tuple(shape[p] for p in perm) if perm else shape
+
+
+def fr_layer_outputs(model: schema.ModelT, weights: list[FRWeight],
+                     shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, int]:
+    """For a converted (dense) file: layer name -> tensor index of that FR layer's output,
+    found through the weight's values like the injection does (for per-layer parity)."""
+    ed = GraphEditor(model)
+    taken: set[int] = set()
+    out = {}
+    for w in weights:
+        found = _find_weight(ed, w, taken)
+        if found is not None:
+            taken.add(found[0])
+            idx = _layer_output(ed, found[0], _expected(shapes, w.name))
+            if idx is not None:
+                out[w.name] = idx
+    return out
 
 
 def _const_array(model: schema.ModelT, tensor: schema.TensorT) -> np.ndarray | None:
@@ -102,13 +157,15 @@ def _find_weight(ed: GraphEditor, w: FRWeight, taken: set[int]) -> tuple[int, tu
     return None
 
 
-def inject_idct(model: schema.ModelT, weights: list[FRWeight], compact: bool = True) -> InjectionReport:
+def inject_idct(model: schema.ModelT, weights: list[FRWeight], compact: bool = True,
+                shapes: dict[str, tuple[int, ...]] | None = None) -> InjectionReport:
     """Rewrite `model` in place into the idct form; returns what was rebuilt and what stayed dense."""
     ed = GraphEditor(model)
     pack = ParamPack()
     plans = []
     kept_dense: dict[str, str] = {}
     taken: set[int] = set()
+    outputs_before: dict[str, int] = {}
     for w in weights:
         found = _find_weight(ed, w, taken)
         if found is None:
@@ -124,6 +181,9 @@ def inject_idct(model: schema.ModelT, weights: list[FRWeight], compact: bool = T
         for n, k in zip(shape, box):
             pack.want_basis(n, k)
         plans.append((w.name, target, perm, shape, box, seg))
+        layer_out = _layer_output(ed, target, _expected(shapes, w.name))
+        if layer_out is not None:
+            outputs_before[w.name] = layer_out
     if not plans:
         raise FrliteError("no FR weight of the model was found in the converted .tflite; cannot build the idct form")
     pack.add_bases()
@@ -187,8 +247,9 @@ def inject_idct(model: schema.ModelT, weights: list[FRWeight], compact: bool = T
     for target, t in replacements:
         ed.replace_uses(target, t)  # before the new ops join the graph: they never read a target
     ed.commit_prepended()
-    ed.prune()
+    remap = ed.prune()
     if compact:
         ed.compact()
-    return InjectionReport(rebuilt, kept_dense, int(params.size))
+    layer_outputs = {k: remap[v] for k, v in outputs_before.items() if v in remap}
+    return InjectionReport(rebuilt, kept_dense, int(params.size), layer_outputs)
 

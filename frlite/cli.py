@@ -129,7 +129,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     try:
         report = run_parity(args.folder, args.inputs, args.samples, args.seed, _split(args.runtimes) if args.runtimes else None,
                             _split(args.variants) if args.variants else None, args.atol, args.rtol, args.task,
-                            args.threads, keep_outputs="html" in formats)
+                            args.threads, keep_outputs="html" in formats, layers=args.layers)
     except FrliteError as exc:
         if exc.exit_code == 1:
             exc.exit_code = 2  # exit 1 is reserved for "a comparison failed"
@@ -145,6 +145,14 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         state = "ERROR" if r.error else ("pass" if r.passed else "FAIL")
         worst = max((m.max_abs_error / (m.ref_scale or 1.0) for o in r.outputs for m in o.samples), default=0.0)
         print(f"{state:5s} {r.label}  worst |error|/scale {worst:.2e}" + (f"  {r.error}" if r.error else ""))
+    for label, cmp in report.layers.items():
+        first = cmp["first_divergent"]
+        if first:
+            row = next(r for r in cmp["rows"] if r["layer"] == first)
+            print(f"  {label}: first layer where the error jumps: {first} (max |error| {row['max_abs_error']:.3e}, "
+                  f"{row['rel_to_scale']:.2e} of the layer's scale)")
+        else:
+            print(f"  {label}: no single layer stands out" + (f" ({cmp['note']})" if cmp.get("note") else ""))
     print(("all comparisons pass" if report.passed else "SOME COMPARISONS FAIL") + "; report: " + ", ".join(map(str, written)))
     return 0 if report.passed else 1
 
@@ -192,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtol", type=float, help="relative tolerance (default 0)")
     p.add_argument("--task", help="segmentation, classification or none (default: guessed from the output shape)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--layers", action="store_true", help="for a file that diverges, compare every FR layer's output and name the first bad one")
     p.add_argument("--format", nargs="+", default=["json", "md", "html"], help="json,md,html")
     p.add_argument("--out", metavar="REPORT_DIR", help="default DIR/parity")
     p.set_defaults(func=_cmd_parity)

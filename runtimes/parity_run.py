@@ -68,6 +68,7 @@ class ParityReport:
     environment: dict[str, object]
     results: list[RunResult]
     passed: bool
+    layers: dict[str, dict] = field(default_factory=dict)  # label -> per-layer comparison (--layers)
     timings: dict[str, float] = field(default_factory=dict)
     samples_kept: dict[str, dict[str, list]] = field(default_factory=dict)  # for pictures, not in JSON
 
@@ -113,7 +114,7 @@ def _reference(manifest: Manifest, folder: Path):  # type: ignore[no-untyped-def
 def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int = 2, seed: int = 0,
                runtimes: list[str] | None = None, variants: list[str] | None = None,
                atol: float | None = None, rtol: float | None = None, task: str | None = None,
-               threads: int = 1, keep_outputs: bool = True) -> ParityReport:
+               threads: int = 1, keep_outputs: bool = True, layers: bool = False) -> ParityReport:
     folder = Path(folder)
     manifest = read_manifest(folder)
     runtimes = runtimes or ["torch", "onnxruntime", "tflite"]
@@ -177,8 +178,19 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
     tol_table = {p: {"atol_times_ref_scale": a, "rtol": r} for p, (a, r) in DEFAULT_TOLERANCES.items()}
     if atol is not None or rtol is not None:
         tol_table["given"] = {"atol": atol if atol is not None else -1, "rtol": rtol if rtol is not None else -1}
+    layer_reports: dict[str, dict] = {}
+    if layers:
+        from .layer_compare import compare_layers
+
+        for res in results:
+            if res.passed and not res.error:
+                continue  # per-layer detail where a file diverges
+            art = next(a for a in manifest.artifacts if a.path == res.path and a.runtime == res.runtime)
+            a_rel, _ = DEFAULT_TOLERANCES.get(art.precision, (1e-3, 0.0))
+            cmp = compare_layers(reference.model, folder, art, data[0].arrays, a_rel)
+            layer_reports[res.label] = asdict(cmp)
     timings["total"] = time.perf_counter() - t0
     return ParityReport(
         SCHEMA_VERSION, str(folder), manifest.model_spec, manifest.checkpoint_sha256, "torch",
         [{"source": s.source, "sha256": s.sha256()} for s in data], tol_table, _environment(threads),
-        results, all(r.passed for r in results), timings, kept)
+        results, all(r.passed for r in results), layer_reports, timings, kept)

@@ -103,6 +103,15 @@ def format_html(report: ParityReport) -> str:
                     parts.append(f"<figure><img alt='{img_alt}' src='{_mask(arr, img_alt, cmap, vmax)}'><figcaption>{img_alt}"
                                  + (f" ({int((rm != gm).sum())} pixels)" if img_alt == "difference" else "") + "</figcaption></figure>")
         parts.append("</div>")
+    for label, cmp in report.layers.items():
+        first = cmp["first_divergent"]
+        parts.append(f"<h2>Per-layer comparison: {e(label)}</h2><p>"
+                     + (f"<b class='fail'>First layer where the error jumps: {e(first)}</b>" if first else e(cmp.get("note") or "No single layer stands out."))
+                     + "</p><table><tr><th>FR layer</th><th>max abs error</th><th>/ layer scale</th></tr>")
+        for r in cmp["rows"]:
+            cls = " class='fail'" if r["layer"] == first else ""
+            parts.append(f"<tr{cls}><td>{e(r['layer'])}</td><td>{r['max_abs_error']:.3e}</td><td>{r['rel_to_scale']:.2e}</td></tr>")
+        parts.append("</table>")
     env = report.environment
     parts.append(f"<h2>Environment</h2><p>{e(str(env['cpu']))}, {env['cores']} cores, threads {env['threads']}; "
                  + e(", ".join(f"{k} {v}" for k, v in env["versions"].items())) + "</p>")  # type: ignore[union-attr]

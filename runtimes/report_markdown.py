@@ -32,6 +32,13 @@ def format_markdown(report: ParityReport) -> str:
             continue
         worst = max((m.max_abs_error / (m.ref_scale or 1.0) for o in r.outputs for m in o.samples), default=0.0)
         lines.append(f"| {r.path} | {r.runtime} ({r.variant}) | {'pass' if r.passed else '**FAIL**'} | {worst:.2e} | {_task_cell(r)} |")
+    for label, cmp in report.layers.items():
+        first = cmp["first_divergent"]
+        lines += ["", f"## Per-layer comparison: {label}", "",
+                  (f"**First layer where the error jumps: `{first}`**" if first else
+                   "No single layer stands out." if cmp["rows"] else cmp.get("note", "")), "",
+                  "| FR layer | max abs error | / layer scale |", "|---|---:|---:|"]
+        lines += [f"| {r['layer']} | {r['max_abs_error']:.3e} | {r['rel_to_scale']:.2e} |" for r in cmp["rows"]]
     lines += ["", "## Tolerances", "",
               "An element passes when |got - ref| <= atol + rtol x |ref|. Defaults per precision "
               "(atol as a fraction of the reference's max |value|):", ""]

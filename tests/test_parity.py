@@ -80,11 +80,25 @@ def test_broken_artifact_fails_with_exit_1(decoder_out: Path, tmp_path: Path) ->
     w = np.frombuffer(np.asarray(biggest.data, np.uint8).tobytes(), np.float32) * 1.05
     biggest.data = np.frombuffer(w.astype(np.float32).tobytes(), np.uint8)
     save_model_object(model, tfl)
-    r = run_cli("parity", str(broken), "--out", str(tmp_path / "rep"), "--format", "md")
+    assert biggest_size(decoder_out) == 8 * 6 * 3 * 3  # the buffer scaled is up1's weight
+    r = run_cli("parity", str(broken), "--out", str(tmp_path / "rep"), "--format", "md", "json", "--layers")
     assert r.returncode == 1, r.stdout + r.stderr
     md = (tmp_path / "rep" / "parity.md").read_text()
     assert "| tflite/dense_fp32.tflite | tflite (xnnpack) | **FAIL** |" in md
     assert "| tflite/idct_fp32.tflite | tflite (xnnpack) | pass |" in md
+    assert "first layer where the error jumps: up1.weight" in r.stdout
+    layers = json.loads((tmp_path / "rep" / "parity.json").read_text())["layers"]
+    (cmp,) = layers.values()
+    assert cmp["first_divergent"] == "up1.weight"
+    rows = {row["layer"]: row["rel_to_scale"] for row in cmp["rows"]}
+    assert rows["up1.weight"] > 1e-2 and all(v > 1e-3 for v in rows.values())  # it propagates
+
+
+def biggest_size(folder: Path) -> int:
+    from converter.tflite_file import read_tflite
+
+    s = read_tflite(folder / "tflite" / "dense_fp32.tflite")
+    return max(t.const_bytes for t in s.tensors) // 4
 
 
 def test_classification_task_metrics(classifier_out: Path) -> None:
