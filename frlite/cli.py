@@ -157,6 +157,39 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from android_harness.bench_report import write_reports
+    from android_harness.bench_run import BenchRequest, run_bench
+
+    if args.host and args.device:
+        raise UsageError("--host and --device exclude each other")
+    delegates = _split(args.delegate) if args.delegate else (["xnnpack", "cpu"] if args.host else ["xnnpack"])
+    req = BenchRequest(Path(args.target), args.device, args.host, delegates, args.threads, args.runs, args.warmup,
+                       args.min_seconds, Path(args.benchmark_binary) if args.benchmark_binary else None, args.apk, args.parity)
+    results, parity = run_bench(req)
+    out = Path(args.out)
+    written = write_reports(results, out)
+    if parity is not None:
+        import json as _json
+
+        (out / "device_parity.json").write_text(_json.dumps(parity, indent=2) + "\n")
+        written.append(out / "device_parity.json")
+    for r in results:
+        where = r.device.get("serial", "host")
+        if r.error:
+            print(f"{where:12s} {r.artifact:28s} {r.delegate:8s} ERROR {r.error}")
+        else:
+            extra = f"  {r.delegated_nodes}/{r.total_nodes} nodes on delegate" if r.total_nodes else ""
+            print(f"{where:12s} {r.artifact:28s} {r.delegate:8s} {r.threads}t  median {r.latency.median_us / 1e3:9.2f} ms"
+                  f"  (n={r.latency.count}){extra}")
+    if parity:
+        for label, rep in parity.items():
+            print(f"parity {label}: {'pass' if rep['passed'] else 'FAIL'}")
+    print("wrote " + ", ".join(map(str, written)))
+    failed = any(r.error for r in results) or (parity is not None and not all(p["passed"] for p in parity.values()))
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frlite", description="Ship FR-trained PyTorch models to mobile runtimes.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -204,6 +237,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", nargs="+", default=["json", "md", "html"], help="json,md,html")
     p.add_argument("--out", metavar="REPORT_DIR", help="default DIR/parity")
     p.set_defaults(func=_cmd_parity)
+
+    p = sub.add_parser("bench", help="benchmark .tflite files on a phone over adb, or on this host")
+    p.add_argument("target", metavar="TARGET", help="a .tflite file or a `frlite convert` folder")
+    p.add_argument("--device", action="append", metavar="SERIAL", help="phone to use (repeat for several, run in parallel)")
+    p.add_argument("--host", action="store_true", help="benchmark here with the LiteRT interpreter")
+    p.add_argument("--delegate", nargs="+", help="cpu, xnnpack, gpu, nnapi (host: cpu, xnnpack)")
+    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--min-seconds", type=float, default=1.0)
+    p.add_argument("--benchmark-binary", metavar="PATH", help="the android_arm64 benchmark_model you downloaded")
+    p.add_argument("--apk", action="store_true", help="use the installed benchmark APK instead of the binary")
+    p.add_argument("--parity", action="store_true", help="also run seeded inputs on the phone and compare with PyTorch")
+    p.add_argument("--out", default="bench-results", help="folder for bench.json, bench.md, bench_latency.png")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("evaluate", help="segmentation Dice of the PyTorch FR model on images with masks")
     p.add_argument("model", metavar="SPEC")

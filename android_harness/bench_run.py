@@ -1,0 +1,128 @@
+"""`frlite bench`: every .tflite of a target (one file or a convert folder) x every delegate, on
+the host or on one or more phones (in parallel), plus on-device parity when asked."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from converter.errors import UsageError
+
+from .adb_client import Adb
+from .bench_result import BenchResult
+from .device_bench import DEVICE_DELEGATES, DeviceBench, DeviceJob, select_devices
+from .host_bench import HOST_DELEGATES, bench_host
+
+
+@dataclass
+class BenchRequest:
+    target: Path
+    devices: list[str] | None
+    host: bool
+    delegates: list[str]
+    threads: int = 4
+    runs: int = 50
+    warmup: int = 5
+    min_seconds: float = 1.0
+    binary: Path | None = None
+    apk: bool = False
+    parity: bool = False
+    adb: str | None = None
+
+
+def _jobs(target: Path) -> tuple[list[DeviceJob], Path | None]:
+    if target.is_file() and target.suffix == ".tflite":
+        from converter.tflite_file import read_tflite
+
+        # a lone file: its precision is what its weights are stored in (fp16 constants -> fp16)
+        fp16 = any(t.dtype == "float16" and t.const_bytes for t in read_tflite(target).tensors)
+        return [DeviceJob(target, target.name, "fp16" if fp16 else "fp32")], None
+    if target.is_dir() and (target / "manifest.json").is_file():
+        from converter.manifest import read_manifest
+
+        seen, jobs = set(), []
+        for art in read_manifest(target).artifacts:
+            if art.runtime == "tflite" and art.path not in seen:
+                seen.add(art.path)
+                jobs.append(DeviceJob(target / art.path, art.path, art.precision, art.mode, art.inputs, art.outputs))
+        if not jobs:
+            raise UsageError(f"{target} holds no .tflite artifact; convert with --target tflite-cpu/gpu/nnapi")
+        return jobs, target
+    raise UsageError(f"{target} is neither a .tflite file nor a `frlite convert` folder")
+
+
+def run_bench(req: BenchRequest) -> tuple[list[BenchResult], dict | None]:
+    jobs, folder = _jobs(req.target)
+    results: list[BenchResult] = []
+    if req.host:
+        for d in req.delegates:
+            if d not in HOST_DELEGATES:
+                raise UsageError(f"--delegate {d!r} runs only on a phone; on the host use: {', '.join(HOST_DELEGATES)}")
+        for job in jobs:
+            for d in req.delegates:
+                results.append(bench_host(job.local, d, req.threads, req.runs, req.warmup, req.min_seconds,
+                                          job.label, job.mode, job.precision))
+        return results, None
+    for d in req.delegates:
+        if d not in DEVICE_DELEGATES:
+            raise UsageError(f"--delegate {d!r} is not one of: {', '.join(DEVICE_DELEGATES)}")
+    if req.parity and folder is None:
+        raise UsageError("--parity needs a `frlite convert` folder as TARGET (its manifest says how to compare)")
+    adb = Adb(req.adb)
+    serials = select_devices(adb, req.devices)
+    samples = None
+    if req.parity:
+        from converter.manifest import read_manifest
+        from runtimes.parity_inputs import load_inputs
+
+        samples = [s.arrays for s in load_inputs(None, read_manifest(folder).model_inputs, 1, 0)]
+
+    def one_device(serial: str) -> tuple[list[BenchResult], dict]:
+        out: list[BenchResult] = []
+        device_outputs: dict = {}
+        with DeviceBench(adb, serial, req.binary, req.apk) as dev:
+            for job in jobs:
+                for d in req.delegates:
+                    res, _ = dev.bench(job, d, req.threads, req.runs, req.warmup, req.min_seconds)
+                    out.append(res)
+                    if samples is not None and res.error is None:
+                        device_outputs[(job.label, f"tflite@{serial}/{d}")] = dev.run_for_outputs(job, d, samples)
+        return out, device_outputs
+
+    parity_outputs: dict = {}
+    with ThreadPoolExecutor(max_workers=len(serials)) as pool:
+        for res, outs in pool.map(one_device, serials):
+            results += res
+            parity_outputs.update(outs)
+    parity = _device_parity(folder, samples, parity_outputs) if samples is not None else None
+    return results, parity
+
+
+def _device_parity(folder: Path | None, samples, outputs: dict) -> dict:  # type: ignore[no-untyped-def]
+    """The phone's outputs compared with PyTorch by the parity checker's own metrics."""
+    from converter.manifest import read_manifest
+    from runtimes.parity_metrics import DEFAULT_TOLERANCES, compare, guess_task, task_metrics
+    from runtimes.parity_run import _reference
+
+    assert folder is not None
+    manifest = read_manifest(folder)
+    ref = _reference(manifest, folder)
+    refs = [ref.run(s) for s in samples]
+    report: dict = {}
+    for (label, runtime), outs in outputs.items():
+        art = next(a for a in manifest.artifacts if a.path == label)
+        a_rel, r_tol = DEFAULT_TOLERANCES.get(art.precision, (1e-3, 0.0))
+        rows = []
+        for spec in manifest.model_outputs:
+            name = spec.model_name
+            scale = max(float(np.abs(r[name]).max()) for r in refs) or 1.0
+            mets = [compare(r[name], o[name], a_rel * scale, r_tol) for r, o in zip(refs, outs)]
+            task = guess_task(tuple(spec.shape))
+            tms = [task_metrics(task, r[name], o[name]) for r, o in zip(refs, outs)]
+            rows.append({"output": name, "passed": all(m.passed for m in mets),
+                         "max_abs_error": max(m.max_abs_error for m in mets), "task": [t.__dict__ for t in tms]})
+        report[f"{label} on {runtime}"] = {"runtime": runtime, "path": label, "outputs": rows,
+                                           "passed": all(r["passed"] for r in rows)}
+    return report

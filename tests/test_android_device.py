@@ -1,0 +1,157 @@
+"""`frlite bench` on phones, proven against a SCRIPTED STAND-IN adb (tests/fake_adb/adb): no
+machine here has a phone. The stand-in replays the documented protocol and output forms; these
+tests check the harness drives it correctly and handles every failure it can produce."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+FAKE_DIR = REPO / "tests" / "fake_adb"
+ARM64_ELF = b"\x7fELF\x02\x01\x01" + b"\x00" * 9 + b"\x02\x00" + b"\xb7\x00" + b"\x00" * 44  # e_machine = AArch64
+X86_64_ELF = ARM64_ELF[:18] + b"\x3e\x00" + ARM64_ELF[20:]
+
+
+def _device(serial: str, **kw) -> dict:  # type: ignore[no-untyped-def]
+    return {"serial": serial, "state": "device", "model": "Pixel 8", "sdk": 34, **kw}
+
+
+@pytest.fixture
+def phone(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Returns run(devices, *args) -> CompletedProcess, with the stand-in adb first on PATH."""
+    binary = tmp_path / "benchmark_model"
+    binary.write_bytes(ARM64_ELF)
+
+    def run(devices: list[dict], *args: str, binary_path: Path | None = binary) -> subprocess.CompletedProcess[str]:
+        scen = tmp_path / "scenario.json"
+        scen.write_text(json.dumps({"devices": devices, "python": sys.executable}))
+        env = dict(os.environ, PATH=f"{FAKE_DIR}{os.pathsep}{os.environ['PATH']}",
+                   FAKE_ADB_SCENARIO=str(scen), FAKE_ADB_STATE=str(tmp_path / "state"))
+        extra = ["--benchmark-binary", str(binary_path)] if binary_path else []
+        exe = Path(sys.executable).with_name("frlite")
+        return subprocess.run([str(exe), "bench", *args, *extra, "--out", str(tmp_path / "res")],
+                              capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+
+    run.tmp = tmp_path  # type: ignore[attr-defined]
+    return run
+
+
+@pytest.fixture(scope="module")
+def small_tflite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from converter.convert_pipeline import ConvertRequest, convert
+    from converter.shape_spec import parse_input_shape
+
+    out = tmp_path_factory.mktemp("dev") / "out"
+    convert(ConvertRequest("tests.models.small_fr:decoder", None, [parse_input_shape("input:1x8x10x12")], out,
+                           modes=["dense", "idct"], targets=["tflite-cpu"], precisions=["fp32", "fp16"]))
+    return out
+
+
+def _calls(tmp: Path) -> list[list[str]]:
+    return [json.loads(ln) for ln in (tmp / "state" / "calls.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("delegate", ["cpu", "xnnpack", "gpu", "nnapi"])
+def test_happy_path_per_delegate(phone, small_tflite: Path, delegate: str) -> None:  # type: ignore[no-untyped-def]
+    r = phone([_device("PHONE1")], str(small_tflite / "tflite" / "dense_fp16.tflite"), "--delegate", delegate, "--threads", "2")
+    assert r.returncode == 0, r.stderr
+    (res,) = json.loads((phone.tmp / "res" / "bench.json").read_text())["results"]
+    assert res["backend"] == "device" and res["device"]["model"] == "Pixel 8" and res["device"]["abi"] == "arm64-v8a"
+    assert res["latency"]["count"] == 50 and res["latency"]["median_us"] > 0 and res["peak_memory_mb"] == 55.5
+    if delegate == "gpu":
+        assert "--gpu_precision_loss_allowed=true" in res["flags"]  # fp16 file: stated, not defaulted
+        assert (res["delegated_nodes"], res["total_nodes"]) == (161, 161)
+    if delegate == "nnapi":
+        assert "--nnapi_allow_fp16=true" in res["flags"] and res["delegated_nodes"] == 143
+    calls = _calls(phone.tmp)
+    assert ["-s", "PHONE1", "shell", "getprop", "ro.product.cpu.abi"] in calls
+    assert ["-s", "PHONE1", "shell", "mkdir", "-p", "/data/local/tmp/frlite"] in calls
+    assert calls[-1] == ["-s", "PHONE1", "shell", "rm", "-rf", "/data/local/tmp/frlite"]  # cleaned up
+    assert not any((phone.tmp / "state" / "PHONE1" / "data/local/tmp/frlite").glob("*"))
+    assert (phone.tmp / "res" / "bench.md").exists() and (phone.tmp / "res" / "bench_latency.png").exists()
+
+
+def test_gpu_fp32_file_disallows_precision_loss(phone, small_tflite: Path) -> None:  # type: ignore[no-untyped-def]
+    r = phone([_device("P", newer=True, scientific=True)], str(small_tflite / "tflite" / "dense_fp32.tflite"), "--delegate", "gpu")
+    assert r.returncode == 0, r.stderr
+    (res,) = json.loads((phone.tmp / "res" / "bench.json").read_text())["results"]
+    assert "--gpu_precision_loss_allowed=false" in res["flags"]
+    assert res["latency"]["median_us"] == pytest.approx(2250, rel=0.01)  # parsed from INFO: + 2.25e+03 form
+
+
+def test_apk_path_reads_logcat(phone, small_tflite: Path) -> None:  # type: ignore[no-untyped-def]
+    r = phone([_device("P")], str(small_tflite / "tflite" / "idct_fp32.tflite"), "--apk", binary_path=None)
+    assert r.returncode == 0, r.stderr
+    (res,) = json.loads((phone.tmp / "res" / "bench.json").read_text())["results"]
+    assert res["latency"]["count"] == 50
+    assert any(c[2:5] == ["shell", "am", "start"] for c in _calls(phone.tmp))
+
+
+def test_two_devices_in_parallel_and_folder_target(phone, small_tflite: Path) -> None:  # type: ignore[no-untyped-def]
+    r = phone([_device("A"), _device("B", model="Galaxy S24", sdk=35)], str(small_tflite),
+              "--device", "A", "--device", "B", "--delegate", "xnnpack", "nnapi")
+    assert r.returncode == 0, r.stderr
+    results = json.loads((phone.tmp / "res" / "bench.json").read_text())["results"]
+    assert len(results) == 2 * 4 * 2  # devices x files x delegates
+    assert {x["device"]["serial"] for x in results} == {"A", "B"}
+    md = (phone.tmp / "res" / "bench.md").read_text()
+    assert "NNAPI is deprecated from Android 15" in md  # device B has API 35
+
+
+def test_on_device_parity_feeds_the_checker(phone, small_tflite: Path) -> None:  # type: ignore[no-untyped-def]
+    r = phone([_device("P")], str(small_tflite), "--delegate", "gpu", "--parity")
+    assert r.returncode == 0, r.stdout + r.stderr
+    parity = json.loads((phone.tmp / "res" / "device_parity.json").read_text())
+    assert len(parity) == 4 and all(p["passed"] for p in parity.values())
+    assert {p["runtime"] for p in parity.values()} == {"tflite@P/gpu"}
+    assert any(any(a.startswith("--input_layer_value_files=") for a in c) for c in _calls(phone.tmp))
+
+
+@pytest.mark.parametrize("devices,args,needle", [
+    ([], [], "no Android device found"),
+    ([_device("P", state="unauthorized")], [], "unauthorized: accept the USB debugging prompt"),
+    ([_device("A"), _device("B")], [], "several devices are connected (A, B); choose with --device"),
+    ([_device("P", disk_full=True)], [], "no space left"),
+    ([_device("P", abi="arm64-v8a")], ["--x86-binary"], "built for x86_64"),
+])
+def test_errors_are_one_line(phone, small_tflite: Path, devices, args, needle: str) -> None:  # type: ignore[no-untyped-def]
+    binary = None
+    if args == ["--x86-binary"]:
+        binary = phone.tmp / "bm_x86"
+        binary.write_bytes(X86_64_ELF)
+        args = []
+    kw = {"binary_path": binary} if binary else {}
+    r = phone(devices, str(small_tflite / "tflite" / "dense_fp32.tflite"), *args, **kw)
+    assert r.returncode != 0
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("frlite bench: error:")]
+    assert len(err) == 1 and needle in err[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def test_crashing_binary_is_reported(phone, small_tflite: Path) -> None:  # type: ignore[no-untyped-def]
+    r = phone([_device("P", crash=True)], str(small_tflite / "tflite" / "dense_fp32.tflite"))
+    assert r.returncode == 1
+    (res,) = json.loads((phone.tmp / "res" / "bench.json").read_text())["results"]
+    assert "exit code 139" in res["error"] and "Segmentation fault" in res["error"]
+    assert _calls(phone.tmp)[-1][-3:] == ["rm", "-rf", "/data/local/tmp/frlite"]
+
+
+def test_missing_binary_says_where_to_get_it(phone, small_tflite: Path) -> None:  # type: ignore[no-untyped-def]
+    r = phone([_device("P")], str(small_tflite / "tflite" / "dense_fp32.tflite"), binary_path=phone.tmp / "nope")
+    assert r.returncode == 2 and "download benchmark_model for android_arm64" in r.stderr
+
+
+def test_host_backend(small_tflite: Path, tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("frlite")
+    r = subprocess.run([str(exe), "bench", str(small_tflite), "--host", "--threads", "1", "--runs", "3",
+                        "--min-seconds", "0", "--out", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    results = json.loads((tmp_path / "bench.json").read_text())["results"]
+    assert len(results) == 4 * 2 and all(x["backend"] == "host" for x in results)
+    lat = results[0]["latency"]
+    assert lat["count"] >= 3 and lat["min_us"] <= lat["median_us"] <= lat["p90_us"]
