@@ -13,6 +13,8 @@ import copy
 import torch
 from torch import nn
 
+from .module_surgery import replace_modules
+
 
 class BatchStatNorm2d(nn.Module):
     """y = (x - mean) / sqrt(var + eps) [* weight + bias], stats over (N, H, W) of this input."""
@@ -41,14 +43,8 @@ def uses_batch_stats(module: nn.Module) -> bool:
 
 
 def replace_batch_stat_norms(model: nn.Module) -> int:
-    """In place: swap every batch-statistics BatchNorm2d for BatchStatNorm2d; return the count."""
-    count = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if uses_batch_stats(child):
-                setattr(parent, name, BatchStatNorm2d(child))
-                count += 1
-    return count
+    """In place: swap every batch-statistics BatchNorm2d below the root for BatchStatNorm2d."""
+    return replace_modules(model, lambda m: m is not model and uses_batch_stats(m), BatchStatNorm2d)[1]
 
 
 def clone_for_export(model: nn.Module) -> nn.Module:

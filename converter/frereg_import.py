@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .fr_layers import FRConv2d, FRConvTranspose2d, FRLinear
+from .module_surgery import replace_modules
 
 _CONV = {"Conv2d", "Conv2d_FR4d"}
 _CONV_T = {"ConvTranspose2d", "ConvTranspose2d_FR4d"}
@@ -55,12 +56,4 @@ def convert_frereg_layers(model: nn.Module) -> tuple[nn.Module, int]:
 
     The root itself may be a frereg layer, hence the returned module.
     """
-    if is_frereg_layer(model):
-        return frlite_layer_for(model), 1
-    count = 0
-    for parent in list(model.modules()):
-        for child_name, child in list(parent.named_children()):
-            if is_frereg_layer(child):
-                setattr(parent, child_name, frlite_layer_for(child))
-                count += 1
-    return model, count
+    return replace_modules(model, is_frereg_layer, frlite_layer_for)

@@ -8,9 +8,13 @@ step i the layout is (S_0..S_{i-1}, k_{i+1}..k_{d-1}, k_i), so the box is stored
 """
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+import itertools
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .idct_graph import ParamPack, Segment
 
 T = TypeVar("T")
 
@@ -37,3 +41,35 @@ def rebuild_weight(builder: RebuildBuilder[T], t: T, shape: tuple[int, ...], box
             perm = list(range(i)) + [rank - 1] + list(range(i + 1, rank - 1)) + [i]
             t = builder.transpose(t, perm)
     return t
+
+
+def match_permutation(arr: np.ndarray, dense: np.ndarray) -> tuple[int, ...] | None:
+    """The axis permutation p with arr == dense.transpose(p), judged by VALUE (fp16 arrays are
+    compared at fp16 precision). This is how frlite learns the layout a converter gave a weight,
+    instead of guessing it from a shape."""
+    if arr.size != dense.size or arr.dtype not in (np.float32, np.float16):
+        return None
+    scale = float(np.abs(dense).max()) or 1.0
+    fp16 = arr.dtype == np.float16
+    for perm in itertools.permutations(range(dense.ndim)):
+        if tuple(dense.shape[p] for p in perm) != arr.shape:
+            continue
+        cand = dense.transpose(perm)
+        if fp16:
+            cand = cand.astype(np.float16)
+        if np.allclose(arr.astype(np.float32), cand.astype(np.float32), rtol=1e-3 if fp16 else 1e-5,
+                       atol=(1e-3 if fp16 else 1e-6) * scale):
+            return perm
+    return None
+
+
+def plan_weight(pack: "ParamPack", coeffs: np.ndarray, box: tuple[int, ...], dense_shape: tuple[int, ...],
+                perm: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...], "Segment"]:
+    """(shape, box) of a weight in the file's layout, and its coefficient box stored in the pack
+    in the layout `rebuild_weight` starts from; registers the bases it needs."""
+    shape = tuple(dense_shape[p] for p in perm)
+    file_box = tuple(box[p] for p in perm)
+    seg = pack.add(stored_box(coeffs[tuple(slice(0, k) for k in box)].transpose(perm)))
+    for n, k in zip(shape, file_box):
+        pack.want_basis(n, k)
+    return shape, file_box, seg

@@ -22,7 +22,7 @@ from onnx import helper, numpy_helper
 
 from .errors import FrliteError
 from .idct_graph import ParamPack
-from .idct_rebuild import rebuild_weight, stored_box
+from .idct_rebuild import match_permutation, plan_weight, rebuild_weight
 from .tflite_idct import FRWeight
 
 
@@ -56,7 +56,46 @@ def onnx_layer_outputs(path: Path, weights: list[FRWeight]) -> dict[str, str]:
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
     out, taken = {}, set()
     for w in weights:
-        name = next((n for n, a in inits.items() if n not in taken and _match(a, w.dense) is not None), None)
+        name = next((n for n, a in inits.items() if n not in taken and match_permutation(a, w.dense) is not None), None)
+        if name is not None:
+            taken.add(name)
+            value = _consumer_output(graph, name)
+            if value is not None:
+                out[w.name] = value
+    return out
+
+
+@dataclass
+class OnnxInjectionReport:
+    rebuilt: dict[str, tuple[int, ...]]
+    kept_dense: dict[str, str]
+    params_floats: int
+    layer_outputs: dict[str, str] = None  # type: ignore[assignment]  # layer -> output value of its Conv/Gemm
+
+
+_LAYER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def _consumer_output(graph: onnx.GraphProto, value: str) -> str | None:
+    """Output of the Conv/Gemm/MatMul reading the weight; a MatMul's bias Add is followed."""
+    for n in graph.node:
+        if n.op_type in _LAYER_OPS and value in list(n.input):
+            out = n.output[0]
+            if n.op_type == "MatMul":
+                users = [m for m in graph.node if out in list(m.input)]
+                if len(users) == 1 and users[0].op_type == "Add":
+                    out = users[0].output[0]
+            return out
+    return None
+
+
+def onnx_layer_outputs(path: Path, weights: list[FRWeight]) -> dict[str, str]:
+    """For a dense ONNX: layer name -> output value of the node reading that FR weight."""
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    out, taken = {}, set()
+    for w in weights:
+        name = next((n for n, a in inits.items() if n not in taken and match_permutation(a, w.dense) is not None), None)
         if name is not None:
             taken.add(name)
             value = _consumer_output(graph, name)
@@ -88,7 +127,7 @@ def inject_idct_onnx(src: Path, dst: Path, weights: list[FRWeight], compact_name
         for name, init in inits.items():
             if name in taken or init.data_type != onnx.TensorProto.FLOAT:
                 continue
-            perm = _match(numpy_helper.to_array(init), w.dense)
+            perm = match_permutation(numpy_helper.to_array(init), w.dense)
             if perm is not None:
                 found = (name, perm)
                 break
@@ -97,11 +136,7 @@ def inject_idct_onnx(src: Path, dst: Path, weights: list[FRWeight], compact_name
             continue
         name, perm = found
         taken.add(name)
-        shape = tuple(w.dense.shape[p] for p in perm)
-        box = tuple(w.box[p] for p in perm)
-        seg = pack.add(stored_box(w.coeffs[tuple(slice(0, k) for k in w.box)].transpose(perm)))
-        for n, k in zip(shape, box):
-            pack.want_basis(n, k)
+        shape, box, seg = plan_weight(pack, w.coeffs, w.box, w.dense.shape, perm)
         plans.append((w.name, name, perm, shape, box, seg))
     if not plans:
         raise FrliteError("no FR weight of the model was found in the exported ONNX; cannot build the idct form")

@@ -13,7 +13,6 @@ DEQUANTIZE output the fp16 file feeds its convolution with.
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +20,7 @@ from ai_edge_litert import schema_py_generated as schema
 
 from .errors import FrliteError
 from .idct_graph import ParamPack
-from .idct_rebuild import rebuild_weight, stored_box
+from .idct_rebuild import match_permutation, plan_weight, rebuild_weight
 from .tflite_graph_edit import GraphEditor
 
 _DTYPES = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.FLOAT16: np.float16}
@@ -119,24 +118,6 @@ def _const_array(model: schema.ModelT, tensor: schema.TensorT) -> np.ndarray | N
         tuple(int(s) for s in tensor.shape))
 
 
-def _match(arr: np.ndarray, dense: np.ndarray) -> tuple[int, ...] | None:
-    """The axis permutation p with arr == dense.transpose(p), by value."""
-    if arr.size != dense.size:
-        return None
-    scale = float(np.abs(dense).max()) or 1.0
-    fp16 = arr.dtype == np.float16
-    for perm in itertools.permutations(range(dense.ndim)):
-        if tuple(dense.shape[p] for p in perm) != arr.shape:
-            continue
-        cand = dense.transpose(perm)
-        if fp16:
-            cand = cand.astype(np.float16)
-        if np.allclose(arr.astype(np.float32), cand.astype(np.float32), rtol=1e-3 if fp16 else 1e-5,
-                       atol=(1e-3 if fp16 else 1e-6) * scale):
-            return perm
-    return None
-
-
 def _find_weight(ed: GraphEditor, w: FRWeight, taken: set[int]) -> tuple[int, tuple[int, ...]] | None:
     """(tensor the weight's consumers read, permutation); follows a DEQUANTIZE of an fp16 constant."""
     for idx, t in enumerate(ed.sg.tensors):
@@ -145,7 +126,7 @@ def _find_weight(ed: GraphEditor, w: FRWeight, taken: set[int]) -> tuple[int, tu
         arr = _const_array(ed.model, t)
         if arr is None:
             continue
-        perm = _match(arr, w.dense)
+        perm = match_permutation(arr, w.dense)
         if perm is None:
             continue
         users = ed.consumers(idx)
@@ -173,13 +154,7 @@ def inject_idct(model: schema.ModelT, weights: list[FRWeight], compact: bool = T
             continue
         target, perm = found
         taken.add(target)
-        shape = tuple(w.dense.shape[p] for p in perm)
-        box = tuple(w.box[p] for p in perm)
-        coeff_box = w.coeffs[tuple(slice(0, k) for k in w.box)].transpose(perm)
-        coeff_box = stored_box(coeff_box)
-        seg = pack.add(coeff_box)
-        for n, k in zip(shape, box):
-            pack.want_basis(n, k)
+        shape, box, seg = plan_weight(pack, w.coeffs, w.box, w.dense.shape, perm)
         plans.append((w.name, target, perm, shape, box, seg))
         layer_out = _layer_output(ed, target, _expected(shapes, w.name))
         if layer_out is not None:

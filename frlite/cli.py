@@ -143,7 +143,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         written.append(fn(report, out / name))
     for r in report.results:
         state = "ERROR" if r.error else ("pass" if r.passed else "FAIL")
-        worst = max((m.max_abs_error / (m.ref_scale or 1.0) for o in r.outputs for m in o.samples), default=0.0)
+        worst = r.worst_rel_error
         print(f"{state:5s} {r.label}  worst |error|/scale {worst:.2e}" + (f"  {r.error}" if r.error else ""))
     for label, cmp in report.layers.items():
         first = cmp["first_divergent"]

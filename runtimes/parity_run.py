@@ -55,6 +55,11 @@ class RunResult:
     passed: bool
     error: str | None = None
 
+    @property
+    def worst_rel_error(self) -> float:
+        """max |error| / max |reference| over outputs and samples."""
+        return max((m.max_abs_error / (m.ref_scale or 1.0) for o in self.outputs for m in o.samples), default=0.0)
+
 
 @dataclass
 class ParityReport:

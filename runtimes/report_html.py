@@ -70,7 +70,7 @@ def format_html(report: ParityReport) -> str:
         if r.error:
             parts.append(f"<tr><td>{e(r.path)}</td><td>{e(r.runtime)} ({e(r.variant)})</td><td class='fail'>ERROR</td><td>-</td><td>{e(r.error)}</td></tr>")
             continue
-        worst = max((m.max_abs_error / (m.ref_scale or 1.0) for o in r.outputs for m in o.samples), default=0.0)
+        worst = r.worst_rel_error
         cls, word = ("pass", "pass") if r.passed else ("fail", "FAIL")
         parts.append(f"<tr><td>{e(r.path)}</td><td>{e(r.runtime)} ({e(r.variant)})</td><td class='{cls}'>{word}</td>"
                      f"<td>{worst:.2e}</td><td>{e(_task_cell(r))}</td></tr>")

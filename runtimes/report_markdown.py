@@ -30,7 +30,7 @@ def format_markdown(report: ParityReport) -> str:
         if r.error:
             lines.append(f"| {r.path} | {r.runtime} ({r.variant}) | ERROR | - | {r.error} |")
             continue
-        worst = max((m.max_abs_error / (m.ref_scale or 1.0) for o in r.outputs for m in o.samples), default=0.0)
+        worst = r.worst_rel_error
         lines.append(f"| {r.path} | {r.runtime} ({r.variant}) | {'pass' if r.passed else '**FAIL**'} | {worst:.2e} | {_task_cell(r)} |")
     for label, cmp in report.layers.items():
         first = cmp["first_divergent"]
