@@ -65,55 +65,6 @@ def onnx_layer_outputs(path: Path, weights: list[FRWeight]) -> dict[str, str]:
     return out
 
 
-@dataclass
-class OnnxInjectionReport:
-    rebuilt: dict[str, tuple[int, ...]]
-    kept_dense: dict[str, str]
-    params_floats: int
-    layer_outputs: dict[str, str] = None  # type: ignore[assignment]  # layer -> output value of its Conv/Gemm
-
-
-_LAYER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-
-
-def _consumer_output(graph: onnx.GraphProto, value: str) -> str | None:
-    """Output of the Conv/Gemm/MatMul reading the weight; a MatMul's bias Add is followed."""
-    for n in graph.node:
-        if n.op_type in _LAYER_OPS and value in list(n.input):
-            out = n.output[0]
-            if n.op_type == "MatMul":
-                users = [m for m in graph.node if out in list(m.input)]
-                if len(users) == 1 and users[0].op_type == "Add":
-                    out = users[0].output[0]
-            return out
-    return None
-
-
-def onnx_layer_outputs(path: Path, weights: list[FRWeight]) -> dict[str, str]:
-    """For a dense ONNX: layer name -> output value of the node reading that FR weight."""
-    graph = onnx.load(str(path)).graph
-    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
-    out, taken = {}, set()
-    for w in weights:
-        name = next((n for n, a in inits.items() if n not in taken and match_permutation(a, w.dense) is not None), None)
-        if name is not None:
-            taken.add(name)
-            value = _consumer_output(graph, name)
-            if value is not None:
-                out[w.name] = value
-    return out
-
-
-def _match(arr: np.ndarray, dense: np.ndarray) -> tuple[int, ...] | None:
-    if arr.size != dense.size or arr.dtype != np.float32:
-        return None
-    scale = float(np.abs(dense).max()) or 1.0
-    for perm in itertools.permutations(range(dense.ndim)):
-        if tuple(dense.shape[p] for p in perm) == arr.shape and np.allclose(arr, dense.transpose(perm), rtol=1e-5, atol=1e-6 * scale):
-            return perm
-    return None
-
-
 def inject_idct_onnx(src: Path, dst: Path, weights: list[FRWeight], compact_names: bool = True) -> OnnxInjectionReport:
     model = onnx.load(str(src))
     graph = model.graph
