@@ -9,6 +9,24 @@ from .bench_result import BenchResult
 SCHEMA_VERSION = 1
 
 
+def add_to_parity_html(chart: Path, parity_html: Path) -> bool:
+    """Put the latency chart into an existing parity report (one self-contained page for both)."""
+    import base64
+
+    if not parity_html.is_file():
+        return False
+    page = parity_html.read_text()
+    marker = "<!-- frlite-bench -->"
+    section = (f"{marker}<h2 id='bench'>Latency (frlite bench)</h2><img alt='latency chart' "
+               f"src='data:image/png;base64,{base64.b64encode(chart.read_bytes()).decode()}'>")
+    if marker in page:  # replace the previous bench section
+        page = page[:page.index(marker)] + section + "</body></html>"
+    else:
+        page = page.replace("</body></html>", section + "</body></html>")
+    parity_html.write_text(page)
+    return True
+
+
 def write_reports(results: list[BenchResult], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     jpath = out / "bench.json"

@@ -169,6 +169,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     results, parity = run_bench(req)
     out = Path(args.out)
     written = write_reports(results, out)
+    from android_harness.bench_report import add_to_parity_html
+
+    target = Path(args.target)
+    html_report = (target / "parity" / "parity.html") if target.is_dir() else None
+    if html_report is not None and add_to_parity_html(written[2], html_report):
+        written.append(html_report)
     if parity is not None:
         import json as _json
 

@@ -155,3 +155,17 @@ def test_host_backend(small_tflite: Path, tmp_path: Path) -> None:
     assert len(results) == 4 * 2 and all(x["backend"] == "host" for x in results)
     lat = results[0]["latency"]
     assert lat["count"] >= 3 and lat["min_us"] <= lat["median_us"] <= lat["p90_us"]
+
+
+def test_chart_joins_the_parity_html(small_tflite: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "conv"
+    shutil.copytree(small_tflite, folder)
+    exe = Path(sys.executable).with_name("frlite")
+    assert subprocess.run([str(exe), "parity", str(folder), "--format", "html"], capture_output=True, cwd=REPO).returncode == 0
+    r = subprocess.run([str(exe), "bench", str(folder), "--host", "--runs", "2", "--min-seconds", "0", "--delegate", "xnnpack",
+                        "--out", str(tmp_path / "b")], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    page = (folder / "parity" / "parity.html").read_text()
+    assert page.count("<h2 id='bench'>Latency (frlite bench)</h2>") == 1 and "alt='latency chart'" in page
