@@ -46,10 +46,11 @@ from .shape_spec import InputShape
 from .summary import summarize_model
 from .tflite_file import load_model_object, read_tflite, save_model_object
 from .tflite_fp16 import to_fp16
+from .factorized import factorize_model, plan_as_json
 from .tflite_idct import FRWeight, fr_layer_outputs, inject_idct
 from runtimes.base import RunOptions
 
-MODES = ("dense", "idct")
+MODES = ("dense", "idct", "factorized")
 TARGETS = ("onnx", "ort-mobile", "tflite-cpu", "tflite-gpu", "tflite-nnapi")
 PRECISIONS = ("fp32", "fp16", "int8-dynamic")
 TFLITE_TARGETS = ("tflite-cpu", "tflite-gpu", "tflite-nnapi")
@@ -223,6 +224,17 @@ def convert(req: ConvertRequest) -> ConvertResult:
                 log(f"  idct ONNX: {note}")
             done()
 
+        if "factorized" in req.modes:
+            done = step("build factorized model (cost model per layer) and export its ONNX")
+            fact_module, fact_plan = factorize_model(model, tuple(example.values()))
+            onnx_files["factorized"] = tmp / "onnx" / "factorized.onnx"
+            export_onnx(fact_module, example, out_names, onnx_files["factorized"])
+            simplify_onnx(onnx_files["factorized"])
+            chosen = sum(c.choice == "factorized" for c in fact_plan)
+            log(f"  {chosen} of {len(fact_plan)} FR layers factorized; MACs {sum(c.dense_macs for c in fact_plan):,} dense -> "
+                f"{sum(min(c.dense_macs, c.factorized_macs) for c in fact_plan):,}")
+            done()
+
         onnx_inputs = [TensorInfo(n, list(t.shape), "float32", model_layout(t.dim()), n) for n, t in example.items()]
         onnx_outputs = [TensorInfo(n, list(o.shape), "float32", model_layout(o.ndim), n) for n, o in zip(out_names, ref_outputs[0])]
         for mode in req.modes:
@@ -275,6 +287,7 @@ def convert(req: ConvertRequest) -> ConvertResult:
         shutil.rmtree(work, ignore_errors=True)
         ckpt = loaded.checkpoint
         manifest = Manifest(
+            factorization=plan_as_json(fact_plan) if "factorized" in req.modes else [],
             model_spec=portable_spec(req.model_spec),
             checkpoint=str(ckpt.path.resolve()) if ckpt else None,
             checkpoint_sha256=ckpt.sha256 if ckpt else None,
@@ -391,23 +404,39 @@ def _tflite_artifacts(tmp: Path, dense_onnx: Path | None, model: nn.Module, exam
                       req: ConvertRequest, targets: list[str], work: Path, step, log: _Log, mem: _PeakMemory,
                       notes: dict[str, list[str]], layer_maps: dict[str, dict],
                       layer_shapes: dict[str, tuple[int, ...]]) -> list[Artifact]:  # type: ignore[no-untyped-def]
-    if dense_onnx is None:
-        dense_onnx = work / "dense.onnx"
-        export_onnx(dense_export_module(model), example, out_names, dense_onnx)
-        simplify_onnx(dense_onnx)
     tfl_dir = tmp / "tflite"
     tfl_dir.mkdir()
-    done = step("onnx2tf + TFLite converter on the dense ONNX (the slow step)")
     skeleton = work / "skeleton_fp32.tflite"
     int8 = work / "dense_int8.tflite" if "int8-dynamic" in req.precisions else None
-    res = run_onnx2tf(dense_onnx, work / "onnx2tf", skeleton, list(example), out_names, int8)
-    log(f"  onnx2tf: {res.seconds:.1f} s, peak {res.peak_rss_bytes / 2**30:.2f} GiB")
-    done()
-    shutil.copyfile(res.log_path, tmp / "onnx2tf.log")
+    seconds = 0.0
+    if {"dense", "idct"} & set(req.modes):  # both are derived from one conversion of the dense graph
+        if dense_onnx is None:
+            dense_onnx = work / "dense.onnx"
+            export_onnx(dense_export_module(model), example, out_names, dense_onnx)
+            simplify_onnx(dense_onnx)
+        done = step("onnx2tf + TFLite converter on the dense ONNX (the slow step)")
+        res = run_onnx2tf(dense_onnx, work / "onnx2tf", skeleton, list(example), out_names, int8)
+        log(f"  onnx2tf: {res.seconds:.1f} s, peak {res.peak_rss_bytes / 2**30:.2f} GiB")
+        done()
+        seconds = res.seconds
+        shutil.copyfile(res.log_path, tmp / "onnx2tf.log")
 
     files: dict[tuple[str, str], Path] = {}
+    if "factorized" in req.modes:
+        done = step("onnx2tf + TFLite converter on the factorized ONNX")
+        fact_tfl = work / "factorized_fp32.tflite"
+        fres = run_onnx2tf(tmp / "onnx" / "factorized.onnx", work / "onnx2tf_factorized", fact_tfl, list(example), out_names)
+        log(f"  onnx2tf: {fres.seconds:.1f} s, peak {fres.peak_rss_bytes / 2**30:.2f} GiB")
+        done()
+        for precision in [p for p in req.precisions if p in ("fp32", "fp16")]:
+            dst = tfl_dir / f"factorized_{precision}.tflite"
+            m = load_model_object(fact_tfl)
+            if precision == "fp16":
+                to_fp16(m)  # the quick parity below decides whether fp16 bases are safe
+            save_model_object(m, dst)
+            files[("factorized", precision)] = dst
     done = step("derive fp16 / idct .tflite files")
-    for mode in req.modes:
+    for mode in [m for m in req.modes if m != "factorized"]:
         for precision in req.precisions:
             dst = tfl_dir / f"{mode}_{precision.replace('-', '_')}.tflite"
             if precision == "int8-dynamic":
@@ -452,5 +481,5 @@ def _tflite_artifacts(tmp: Path, dense_onnx: Path | None, model: nn.Module, exam
             artifacts.append(Artifact(mode=mode, target=target, precision=precision, runtime="tflite",
                                       path=str(path.relative_to(tmp)), size_bytes=path.stat().st_size,
                                       sha256=_sha256(path), op_counts=s.op_counts, inputs=ins, outputs=outs,
-                                      extra_files=extra, convert_seconds=res.seconds))
+                                      extra_files=extra, convert_seconds=seconds))
     return artifacts

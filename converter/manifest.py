@@ -77,6 +77,8 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     input_scaling: dict[str, Any] = field(default_factory=lambda: {"images": "float32 / 255, RGB, NCHW"})
     fr_layers: list[dict[str, Any]] = field(default_factory=list)
+    # --mode factorized: per FR layer the cost model's choice (factorized or dense) and its MACs
+    factorization: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)

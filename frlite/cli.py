@@ -20,6 +20,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from converter.model_loading import load_fr_model
     from converter.summary import format_summary, summarize_checkpoint, summarize_model
 
+    if args.mode == "factorized":
+        return _inspect_factorized(args)
     if args.model:
         summary = summarize_model(load_fr_model(args.model, args.checkpoint).model)
     else:
@@ -28,6 +30,33 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(summary.to_json(), indent=2))
     else:
         print(format_summary(summary))
+    return 0
+
+
+def _inspect_factorized(args: argparse.Namespace) -> int:
+    """Per FR layer: the cost model's choice between factorized and dense, at the given input."""
+    import torch
+
+    from converter.factorized import plan_as_json, plan_factorization
+    from converter.model_loading import load_fr_model
+    from converter.shape_spec import parse_input_shapes
+
+    if not args.model or not args.input:
+        raise UsageError("--mode factorized needs --model SPEC and --input NAME:DIMS (the cost depends on the input size)")
+    model = load_fr_model(args.model, args.checkpoint).model
+    example = tuple(torch.rand(s.shape) for s in parse_input_shapes(args.input))
+    plan = plan_factorization(model, example)
+    if args.json:
+        print(json.dumps(plan_as_json(plan), indent=2))
+        return 0
+    width = max(len(c.name) for c in plan)
+    print(f"{'layer'.ljust(width)}  {'choice':10s} {'dense MACs':>16s} {'factorized MACs':>16s} {'dense w':>10s} {'fact. w':>8s}")
+    for c in plan:
+        print(f"{c.name.ljust(width)}  {c.choice:10s} {c.dense_macs:>16,d} {c.factorized_macs:>16,d} {c.dense_weights:>10,d} {c.factorized_weights:>8,d}")
+    dense = sum(c.dense_macs for c in plan)
+    best = sum(min(c.dense_macs, c.factorized_macs) for c in plan)
+    print(f"\n{sum(c.choice == 'factorized' for c in plan)} of {len(plan)} FR layers factorized; "
+          f"FR-layer MACs {dense:,} dense -> {best:,} ({dense / max(best, 1):,.0f}x fewer)")
     return 0
 
 
@@ -205,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint file (.pt, frlite .frl, or a .tar.xz holding one)")
     p.add_argument("--model", metavar="SPEC", help="MODEL SPEC to load it into: unet, file.py:factory, package.module:factory")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--mode", choices=["coefficients", "factorized"], default="coefficients",
+                   help="factorized: the per-layer factorized/dense choice (needs --model and --input)")
+    p.add_argument("--input", action="append", metavar="NAME:DIMS", help="input size for --mode factorized")
     p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("pack", help="write a checkpoint in frlite's compact format (kept coefficients only)")
@@ -218,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="checkpoint (authors' .pt, state_dict, frlite .frl, or .tar.xz holding one)")
     p.add_argument("--input", action="append", metavar="NAME:DIMS", help="e.g. input:1x3x640x959 (repeat per input)")
     p.add_argument("--output-name", action="append", metavar="NAME", help="names for the model outputs, in order")
-    p.add_argument("--mode", nargs="+", default=["dense"], help="dense, idct (several allowed)")
+    p.add_argument("--mode", nargs="+", default=["dense"], help="dense, idct, factorized (several allowed)")
     p.add_argument("--target", nargs="+", default=["onnx"],
                    help="onnx, ort-mobile, tflite-cpu, tflite-gpu, tflite-nnapi (several allowed)")
     p.add_argument("--precision", nargs="+", default=["fp32"], help="fp32, fp16, int8-dynamic (TFLite)")
