@@ -1,0 +1,83 @@
+"""--mode factorized vs dense for the authors' UNet, measured side by side in one run.
+
+    .venv/bin/python bench/bench_factorized.py [--fixture ../shared/fixtures/frereg_unet] [--out out/bench]
+
+At 1x3x320x480 and 1x3x640x959: convert (dense + factorized; onnx + tflite-cpu; fp32 + fp16),
+then median of 5 latencies (after a warm-up) with LiteRT XNNPACK (1 and 2 threads) and ONNX
+Runtime (1 and 2 threads), file sizes, and the dense/factorized speed-up. Then where the
+factorized model's remaining time goes: PyTorch's op profile of the factorized module.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_convert import REPO, latency, run_measured  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fixture", default=str(REPO.parent / "shared" / "fixtures" / "frereg_unet"))
+    ap.add_argument("--out", default=str(REPO / "out" / "bench"))
+    args = ap.parse_args()
+    sys.path.insert(0, str(REPO))
+    from converter.manifest import read_manifest
+    from runtimes.base import RunOptions
+    from runtimes.loader import open_artifact
+
+    ckpt = str(Path(args.fixture) / "unet_fr.tar.xz")
+    frlite = str(Path(sys.executable).with_name("frlite"))
+    results = {}
+    for h, w in ((320, 480), (640, 959)):
+        dst = Path(args.out) / f"factorized_{h}x{w}"
+        secs, peak, code = run_measured([frlite, "convert", "unet", "--weights", ckpt, "--input", f"input:1x3x{h}x{w}",
+                                         "--mode", "dense", "factorized", "--target", "onnx", "tflite-cpu",
+                                         "--precision", "fp32", "fp16", "--out", str(dst), "--overwrite", "--quiet"])
+        if code:
+            raise SystemExit(f"conversion at {h}x{w} failed ({code})")
+        manifest = read_manifest(dst)
+        x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
+        rows = {}
+        print(f"== 1x3x{h}x{w} (conversion of both modes: {secs:.0f} s, peak {peak / 1e9:.1f} GB)")
+        for art in manifest.artifacts:
+            for threads in (1, 2):
+                variant = "xnnpack" if art.runtime == "tflite" else "default"
+                rt = open_artifact(dst, art, RunOptions(threads=threads, variant=variant)).inner  # type: ignore[attr-defined]
+                feeds = {s.name: s.to_runtime(x) for s in rt.inputs()}
+                rows[(art.mode, art.runtime, art.precision, threads)] = (latency(rt, feeds) * 1e3, art.size_bytes)
+                del rt
+        for (mode, runtime, prec, threads), (ms, size) in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][3], kv[0][0])):
+            line = f"  {mode:10s} {runtime:12s} {prec:5s} {threads}t {ms:9.1f} ms  {size:>13,d} B"
+            if mode == "factorized":
+                dense_ms = rows[("dense", runtime, prec, threads)][0]
+                line += f"   {dense_ms / ms:5.1f}x faster than dense"
+            print(line)
+        results[f"{h}x{w}"] = {f"{k[0]}/{k[1]}/{k[2]}/{k[3]}t": {"median_ms": v[0], "size_bytes": v[1]} for k, v in rows.items()}
+
+    print("== where the factorized UNet spends its time (PyTorch profile, 1x3x320x480, 1 thread)")
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from converter.factorized import factorize_model
+    from converter.model_loading import load_fr_model
+
+    torch.set_num_threads(1)
+    model = load_fr_model("unet", ckpt).model
+    xt = torch.rand(1, 3, 320, 480)
+    fact, _ = factorize_model(model, (xt,))
+    with torch.no_grad():
+        fact(xt)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            fact(xt)
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=10)
+    print(table)
+    (Path(args.out) / "bench_factorized.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
