@@ -20,8 +20,8 @@ echo "== 3. PyTorch Dice on the fixture images (README: 0.978770 0.979274 0.9746
 "$FRLITE" evaluate unet --weights "$CKPT" --images "$FIXTURE"/in000{0,1,2,3}.png --masks "$FIXTURE"/gt000{0,1,2,3}.png
 
 echo
-echo "== 4. convert at 1x3x640x959: dense and idct, ONNX + TFLite (CPU/GPU/NNAPI), fp32 + fp16"
-"$FRLITE" convert unet --weights "$CKPT" --input input:1x3x640x959 --mode dense idct \
+echo "== 4. convert at 1x3x640x959: dense, idct and factorized; ONNX + TFLite (CPU/GPU/NNAPI), fp32 + fp16"
+"$FRLITE" convert unet --weights "$CKPT" --input input:1x3x640x959 --mode dense idct factorized \
   --target onnx tflite-cpu tflite-gpu tflite-nnapi --precision fp32 fp16 --out "$OUT/unet" --overwrite
 
 echo
