@@ -94,11 +94,12 @@ class FactorizedConvTranspose2d(nn.Module):
         self.i_g = i_g
         self.bias = None if layer.bias is None else nn.Parameter(layer.bias.detach().clone())
         self.stride, self.padding, self.output_padding, self.dilation = layer.stride, layer.padding, layer.output_padding, layer.dilation
-        self._layer_for_size = copy.copy(layer)
+        self.kernel_size = layer.kernel_size
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        out_pad = self._layer_for_size._output_padding(x, output_size, list(self.stride), list(self.padding),
-                                                        list(self._layer_for_size.kernel_size), 2, list(self.dilation))
+        # torch's own output-size arithmetic; it reads only its arguments and self.output_padding
+        out_pad = nn.ConvTranspose2d._output_padding(self, x, output_size, list(self.stride), list(self.padding),  # type: ignore[arg-type]
+                                                      list(self.kernel_size), 2, list(self.dilation))
         if self.groups == 1:
             p = F.conv2d(x, self.project)
             q = F.conv_transpose2d(p, self.core, None, self.stride, self.padding, out_pad, 1, self.dilation)
