@@ -2,6 +2,7 @@
 on every call, and adb's failure modes turned into one-line errors of frlite's own type."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -21,12 +22,13 @@ class AdbDevice:
 
 
 class Adb:
-    def __init__(self, adb: str | None = None, timeout_s: float = 60.0) -> None:
+    def __init__(self, adb: str | None = None, timeout_s: float | None = None) -> None:
         exe = adb or shutil.which("adb")
         if exe is None:
             raise AdbError("adb not found on PATH; install Android platform-tools (Debian: apt-get install adb)")
         self.exe = exe
-        self.timeout_s = timeout_s
+        # every call has a limit; FRLITE_ADB_TIMEOUT (seconds) changes the default of 60
+        self.timeout_s = timeout_s if timeout_s is not None else float(os.environ.get("FRLITE_ADB_TIMEOUT", "60"))
 
     def run(self, args: list[str], serial: str | None = None, timeout_s: float | None = None,
             check: bool = True) -> subprocess.CompletedProcess[str]:

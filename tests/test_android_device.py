@@ -28,10 +28,10 @@ def phone(tmp_path: Path):  # type: ignore[no-untyped-def]
     binary = tmp_path / "benchmark_model"
     binary.write_bytes(ARM64_ELF)
 
-    def run(devices: list[dict], *args: str, binary_path: Path | None = binary) -> subprocess.CompletedProcess[str]:
+    def run(devices: list[dict], *args: str, binary_path: Path | None = binary, timeout: str = "60") -> subprocess.CompletedProcess[str]:
         scen = tmp_path / "scenario.json"
         scen.write_text(json.dumps({"devices": devices, "python": sys.executable}))
-        env = dict(os.environ, PATH=f"{FAKE_DIR}{os.pathsep}{os.environ['PATH']}",
+        env = dict(os.environ, PATH=f"{FAKE_DIR}{os.pathsep}{os.environ['PATH']}", FRLITE_ADB_TIMEOUT=timeout,
                    FAKE_ADB_SCENARIO=str(scen), FAKE_ADB_STATE=str(tmp_path / "state"))
         extra = ["--benchmark-binary", str(binary_path)] if binary_path else []
         exe = Path(sys.executable).with_name("frlite")
@@ -169,3 +169,9 @@ def test_chart_joins_the_parity_html(small_tflite: Path, tmp_path: Path) -> None
     assert r.returncode == 0, r.stderr
     page = (folder / "parity" / "parity.html").read_text()
     assert page.count("<h2 id='bench'>Latency (frlite bench)</h2>") == 1 and "alt='latency chart'" in page
+
+
+def test_a_device_that_stops_answering_times_out(phone, small_tflite: Path) -> None:  # type: ignore[no-untyped-def]
+    r = phone([_device("P", hang=True)], str(small_tflite / "tflite" / "dense_fp32.tflite"), timeout="2")
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("frlite bench: error:")]
+    assert r.returncode != 0 and len(err) == 1 and "timed out after 2 s on P" in err[0], r.stderr
