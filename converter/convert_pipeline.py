@@ -36,7 +36,7 @@ from .errors import FrliteError, UsageError
 from .fr_layers import fr_layers
 from .layouts import model_layout, onnx2tf_layout
 from .manifest import Artifact, ArtifactParity, Manifest, TensorInfo
-from .model_loading import LoadedModel, load_fr_model
+from .model_loading import load_fr_model
 from .model_spec import portable_spec
 from .onnx2tf_runner import run_onnx2tf
 from .onnx_export import export_onnx, simplify_onnx, summarize_onnx

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import numpy as np
 
 if TYPE_CHECKING:
-    from .idct_graph import ParamPack, Segment
+    from .idct_params import ParamPack, Segment
 
 T = TypeVar("T")
 

@@ -93,15 +93,3 @@ def summarize_onnx(path: Path) -> OnnxSummary:
         [_value_info(v) for v in model.graph.input if v.name not in inits],
         [_value_info(v) for v in model.graph.output],
     )
-
-
-def input_to_initializer(path: Path, input_name: str, value: "np.ndarray") -> None:  # noqa: F821
-    """Make graph input `input_name` a stored initializer holding `value` (idct form)."""
-    model = onnx.load(str(path))
-    keep = [i for i in model.graph.input if i.name != input_name]
-    if len(keep) == len(model.graph.input):
-        raise FrliteError(f"ONNX model has no input {input_name!r} to store")
-    del model.graph.input[:]
-    model.graph.input.extend(keep)
-    model.graph.initializer.append(numpy_helper.from_array(value, input_name))
-    onnx.save(model, str(path))

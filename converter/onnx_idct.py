@@ -21,7 +21,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from .errors import FrliteError
-from .idct_graph import ParamPack
+from .idct_params import ParamPack
 from .idct_rebuild import match_permutation, plan_weight, rebuild_weight
 from .tflite_idct import FRWeight
 

@@ -129,39 +129,6 @@ def save_model_object(model: schema.ModelT, path: str | Path) -> None:
     Path(path).write_bytes(bytes(builder.Output()))
 
 
-def freeze_input(model: schema.ModelT, input_name: str, value: np.ndarray) -> None:
-    """Turn graph input `input_name` into a constant tensor holding `value` (in place).
-
-    Used for the idct form: the converters cannot fold what arrives as an input, so the
-    coefficients travel as one until the finished file, where they become a constant again.
-    """
-    sg = model.subgraphs[0]
-    names = {i: (sg.tensors[i].name.decode() if isinstance(sg.tensors[i].name, bytes) else sg.tensors[i].name)
-             for i in sg.inputs}
-    matches = [i for i, n in names.items() if n == input_name]
-    if not matches and model.signatureDefs:
-        for tm in model.signatureDefs[0].inputs:
-            n = tm.name.decode() if isinstance(tm.name, bytes) else tm.name
-            if n == input_name:
-                matches = [tm.tensorIndex]
-    if not matches:
-        raise FrliteError(f"tflite has no input named {input_name!r} to freeze (inputs: {sorted(names.values())})")
-    index = matches[0]
-    tensor = sg.tensors[index]
-    want = _NP_TYPES[_TYPE_NAMES[tensor.type]]
-    arr = np.ascontiguousarray(value, dtype=want)
-    if tuple(tensor.shape) != arr.shape:
-        raise FrliteError(f"freezing {input_name}: tensor shape {tuple(tensor.shape)} != value shape {arr.shape}")
-    buf = schema.BufferT()
-    buf.data = np.frombuffer(arr.tobytes(), dtype=np.uint8)
-    model.buffers.append(buf)
-    tensor.buffer = len(model.buffers) - 1
-    tensor.shapeSignature = None
-    sg.inputs = np.array([i for i in sg.inputs if i != index], dtype=np.int32)
-    for sd in model.signatureDefs or []:
-        sd.inputs = [tm for tm in sd.inputs if tm.tensorIndex != index]
-
-
 def name_io(model: schema.ModelT, input_names: list[str], output_names: list[str]) -> None:
     """Name the graph inputs/outputs (in order) and give the model a `serving_default`
     signature with those names, so runners address tensors by the model's own names."""

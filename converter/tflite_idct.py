@@ -19,7 +19,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from .errors import FrliteError
-from .idct_graph import ParamPack
+from .idct_params import ParamPack
 from .idct_rebuild import match_permutation, plan_weight, rebuild_weight
 from .tflite_graph_edit import GraphEditor
 

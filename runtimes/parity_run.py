@@ -22,7 +22,7 @@ from converter.manifest import Artifact, Manifest, read_manifest
 
 from .base import RunOptions, TensorSpec
 from .loader import open_artifact
-from .parity_inputs import Sample, load_inputs
+from .parity_inputs import load_inputs
 from .parity_metrics import DEFAULT_TOLERANCES, OutputMetrics, TaskMetrics, compare, guess_task, task_metrics
 
 SCHEMA_VERSION = 1

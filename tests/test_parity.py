@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import run_cli
 from converter.convert_pipeline import ConvertRequest, convert
 from converter.shape_spec import parse_input_shape
 from converter.tflite_file import load_model_object, save_model_object
