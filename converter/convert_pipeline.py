@@ -249,7 +249,7 @@ def convert(req: ConvertRequest) -> ConvertResult:
         tflite_targets = [t for t in req.targets if t in TFLITE_TARGETS]
         if tflite_targets:
             artifacts += _tflite_artifacts(tmp, dense_onnx if dense_onnx.exists() else None, model, example,
-                                           out_names, ref_outputs, weights, req, tflite_targets, work, step, log, mem,
+                                           out_names, ref_outputs, weights, req, tflite_targets, work, step, log,
                                            notes, layer_maps, layer_shapes)
         for art in artifacts:
             if art.mode == "idct":
@@ -401,7 +401,7 @@ def _tflite_io(summary, names: list[str], shapes: list[tuple[int, ...]], kind: s
 
 def _tflite_artifacts(tmp: Path, dense_onnx: Path | None, model: nn.Module, example: dict[str, torch.Tensor],
                       out_names: list[str], ref_outputs: list[list[np.ndarray]], weights: list[FRWeight],
-                      req: ConvertRequest, targets: list[str], work: Path, step, log: _Log, mem: _PeakMemory,
+                      req: ConvertRequest, targets: list[str], work: Path, step, log: _Log,
                       notes: dict[str, list[str]], layer_maps: dict[str, dict],
                       layer_shapes: dict[str, tuple[int, ...]]) -> list[Artifact]:  # type: ignore[no-untyped-def]
     tfl_dir = tmp / "tflite"

@@ -10,7 +10,6 @@ these instead; `to_dense()` gives a plain torch layer when that is what a tool n
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -176,13 +175,6 @@ class FRLinear(FRLayerMixin, nn.Linear):
         return self._copy_params_into(dense)  # type: ignore[return-value]
 
 
-FR_LAYER_TYPES: tuple[type[nn.Module], ...] = (FRConv2d, FRConvTranspose2d, FRLinear)
-
-
-def is_fr_layer(module: nn.Module) -> bool:
-    return isinstance(module, FRLayerMixin)
-
-
 def fr_layers(model: nn.Module) -> list[tuple[str, FRLayerMixin]]:
     """(qualified name, layer) of every FR layer in `model`, in module order."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, FRLayerMixin)]
@@ -205,11 +197,3 @@ def layer_config(layer: nn.Module) -> dict[str, Any]:
             cfg["output_padding"] = list(layer.output_padding)
         return cfg
     raise TypeError(f"not an FR layer: {type(layer).__name__}")
-
-
-def dense_weight_count(model: nn.Module) -> int:
-    return sum(m.weight.numel() for _, m in fr_layers(model))
-
-
-def compression_ratio(dense: int, kept: int) -> float:
-    return dense / kept if kept else math.inf

@@ -16,7 +16,7 @@ from ai_edge_litert import schema_py_generated as schema
 
 from .errors import FrliteError
 
-_OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 _NP_TYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "int64": np.int64,
              "int8": np.int8, "uint8": np.uint8, "bool": np.bool_, "int16": np.int16}
@@ -27,7 +27,7 @@ def op_name(model: schema.Model, opcode_index: int) -> str:
     builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
     if builtin == schema.BuiltinOperator.CUSTOM:
         return f"CUSTOM:{code.CustomCode().decode()}"
-    return _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
+    return OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
 
 
 @dataclass

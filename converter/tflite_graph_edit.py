@@ -11,6 +11,8 @@ from collections.abc import Iterable
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from .tflite_file import OP_NAMES
+
 _NP_TO_TFL = {np.dtype(np.float32): schema.TensorType.FLOAT32, np.dtype(np.int32): schema.TensorType.INT32,
               np.dtype(np.float16): schema.TensorType.FLOAT16}
 
@@ -27,11 +29,6 @@ _OPS = {
     "GATHER": (schema.BuiltinOptions.GatherOptions, schema.GatherOptionsT, 1),
     "DEQUANTIZE": (schema.BuiltinOptions.NONE, None, 3),  # v3: fp16 input
 }
-
-
-def _name(t: schema.TensorT) -> str:
-    n = t.name
-    return n.decode() if isinstance(n, bytes) else (n or "")
 
 
 class GraphEditor:
@@ -98,9 +95,6 @@ class GraphEditor:
         self.new_ops.append(o)
         return out
 
-    def slice1d(self, source: int, offset: int, size: int) -> int:
-        return self.add_op("SLICE", [source, self.const_int32([offset]), self.const_int32([size])], [size])
-
     def slice(self, source: int, begin: list[int], size: list[int]) -> int:
         return self.add_op("SLICE", [source, self.const_int32(begin), self.const_int32(size)], size)
 
@@ -153,7 +147,7 @@ class GraphEditor:
     def op_name(self, op: schema.OperatorT) -> str:
         code = self.model.operatorCodes[op.opcodeIndex]
         value = max(code.builtinCode, code.deprecatedBuiltinCode)
-        return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}.get(value, str(value))
+        return OP_NAMES.get(value, str(value))
 
     def prune(self) -> dict[int, int]:
         """Drop ops whose outputs nobody reads, then unreferenced tensors and buffers; return the
@@ -210,7 +204,3 @@ class GraphEditor:
                 t.quantization = None
             if t.shapeSignature is not None and list(t.shapeSignature) == list(t.shape):
                 t.shapeSignature = None
-
-
-def tensor_name(t: schema.TensorT) -> str:
-    return _name(t)
