@@ -3,10 +3,12 @@
 Steps (each reads what the previous wrote into the temp folder):
   1. load the model and its checkpoint; run it once on seeded inputs (rejects bad shapes early)
   2. dense ONNX (torch.onnx legacy exporter, batch-statistics norms made portable)
-  3. idct ONNX: FR weights replaced by an in-graph IDCT (converter/onnx_idct.py)
+  3. idct: a weight-free skeleton ONNX (FR weights as graph inputs, converter/weight_inputs.py);
+     the idct ONNX wires the in-graph IDCT to those inputs (converter/onnx_idct.py)
   4. ORT-format models (onnxruntime's own converter) for target ort-mobile
-  5. TFLite: onnx2tf once on the dense ONNX; fp16 derived by a flatbuffer edit; idct by
-     injecting the IDCT into the converted graph (converter/tflite_idct.py)
+  5. TFLite: onnx2tf on the dense ONNX and on the skeleton; fp16 derived by a flatbuffer edit;
+     idct by injecting the IDCT into the converted skeleton (converter/tflite_idct.py), so no
+     step of an idct conversion ever holds the dense weights in a converter
   6. delegate compatibility reports for tflite-gpu / tflite-nnapi
   7. quick parity of every artifact against PyTorch; a mismatch fails the conversion
   8. manifest.json + convert.log, then the temp folder becomes --out
@@ -14,6 +16,7 @@ Shared work (export, the onnx2tf run) happens once however many modes and target
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -44,10 +47,12 @@ from .onnx_idct import inject_idct_onnx, onnx_layer_outputs
 from .output_folder import AtomicFolder
 from .shape_spec import InputShape
 from .summary import summarize_model
-from .tflite_file import load_model_object, read_tflite, save_model_object
+from .tflite_fold import dense_twin
+from .tflite_file import load_model_object, name_io, read_tflite, save_model_object
 from .tflite_fp16 import to_fp16
 from .factorized import factorize_model, plan_as_json
 from .tflite_idct import FRWeight, fr_layer_outputs, inject_idct
+from .weight_inputs import SizeDependentGraph, SkeletonExport, export_skeleton_onnx, reduced_example
 from runtimes.base import RunOptions
 
 MODES = ("dense", "idct", "factorized")
@@ -58,6 +63,7 @@ TFLITE_TARGETS = ("tflite-cpu", "tflite-gpu", "tflite-nnapi")
 # float noise a normalising network amplifies (UNet fp32 TFLite at 640x959: 2e-4), tight enough
 # for any real conversion bug (a wrong layer gives errors of the order of the output itself)
 QUICK_TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2, "int8-dynamic": 1e-1}
+_QUICK_RUN = RunOptions(threads=os.cpu_count() or 1, extra={"low_memory": True})
 
 
 @dataclass
@@ -128,10 +134,28 @@ def fr_weights(model: nn.Module) -> list[FRWeight]:
     out = []
     with torch.no_grad():
         for name, layer in fr_layers(model):
+            box = layer.kept_box()
             out.append(FRWeight(f"{name}.weight" if name else "weight",
                                 layer.spatial_weight().detach().float().numpy().copy(),
-                                layer.weight.detach().float().numpy().copy(), layer.kept_box()))
+                                layer.weight[tuple(slice(0, k) for k in box)].detach().float().numpy().copy(), box))
+            layer._cache = None  # the copy above is the one kept; the layer rebuilds it if asked
     return out
+
+
+def _release_memory(first: bool = False) -> None:
+    """Hand freed heap back to the OS between steps, so one step's peak is not the next one's
+    floor (activations of a 640x959 forward pass are ~150 MB each)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        if first:
+            libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: blocks over 1 MiB mapped apart, freed at once
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 class _Log:
@@ -173,12 +197,14 @@ def convert(req: ConvertRequest) -> ConvertResult:
     _check_choices(req.precisions, PRECISIONS, "--precision")
     if not req.inputs:
         raise UsageError("give at least one --input NAME:DIMS, e.g. --input input:1x3x640x959")
+    # inputs over 1 M values: one parity sample, idct .tflite checked through its dense twin
+    big_inputs = any(int(np.prod(s.shape)) > 1_000_000 for s in req.inputs)
     if req.parity_samples is None:
-        big = any(int(np.prod(s.shape)) > 1_000_000 for s in req.inputs)
-        req.parity_samples = 1 if big else 2
+        req.parity_samples = 1 if big_inputs else 2
     if "int8-dynamic" in req.precisions and req.modes != ["dense"]:
         raise UsageError("--precision int8-dynamic applies to --mode dense only (idct rebuilds fp32 weights at run time)")
     log = _Log(req.progress)
+    _release_memory(first=True)
     mem = _PeakMemory()
     steps: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -190,6 +216,7 @@ def convert(req: ConvertRequest) -> ConvertResult:
         def done() -> None:
             steps[name] = time.perf_counter() - t0
             mem.sample()
+            _release_memory()
         return done
 
     done = step(f"load {req.model_spec}" + (f" with {req.weights}" if req.weights else ""))
@@ -206,23 +233,22 @@ def convert(req: ConvertRequest) -> ConvertResult:
         notes: dict[str, list[str]] = {}  # idct layers a converter rewrote beyond recognition
         layer_maps: dict[str, dict] = {}  # file -> FR layer -> tensor holding its output
 
-        done = step("export dense ONNX")
-        dense_onnx = tmp / "onnx" / "dense.onnx"
-        dense_onnx.parent.mkdir()
-        export_onnx(dense_export_module(model), example, out_names, dense_onnx)
-        simplify_onnx(dense_onnx)
-        layer_maps[str(dense_onnx.relative_to(tmp))] = onnx_layer_outputs(dense_onnx, weights)
-        done()
-        onnx_files = {"dense": dense_onnx}
-        if "idct" in req.modes:
-            done = step("build idct ONNX (in-graph IDCT)")
-            onnx_files["idct"] = tmp / "onnx" / "idct.onnx"
-            rep = inject_idct_onnx(dense_onnx, onnx_files["idct"], weights)
-            layer_maps[str(onnx_files["idct"].relative_to(tmp))] = rep.layer_outputs
-            notes["onnx"] = [f"{layer} kept dense: {why}" for layer, why in rep.kept_dense.items()]
-            for note in notes["onnx"]:
-                log(f"  idct ONNX: {note}")
+        onnx_files: dict[str, Path] = {}
+        (tmp / "onnx").mkdir()
+        if "dense" in req.modes:
+            done = step("export dense ONNX")
+            onnx_files["dense"] = tmp / "onnx" / "dense.onnx"
+            export_onnx(dense_export_module(model), example, out_names, onnx_files["dense"])
+            simplify_onnx(onnx_files["dense"])
+            layer_maps[str(onnx_files["dense"].relative_to(tmp))] = onnx_layer_outputs(onnx_files["dense"], weights)
             done()
+        skeleton: SkeletonExport | None = None
+        measured: dict[tuple[str, str], float] = {}  # quick parity: one run per file, shared by its targets
+        if "idct" in req.modes:
+            onnx_files["idct"] = tmp / "onnx" / "idct.onnx"
+            skeleton = _idct_onnx(model, example, out_names, ref_outputs, weights, req, work, onnx_files["idct"],
+                                  step, log, notes, layer_maps, measured)
+            layer_maps[str(onnx_files["idct"].relative_to(tmp))] = layer_maps.pop("idct")
 
         if "factorized" in req.modes:
             done = step("build factorized model (cost model per layer) and export its ONNX")
@@ -243,36 +269,35 @@ def convert(req: ConvertRequest) -> ConvertResult:
                     for precision in [p for p in req.precisions if p == "fp32"]:
                         artifacts.append(_onnx_artifact(tmp, onnx_files[mode], mode, target, precision,
                                                         onnx_inputs, onnx_outputs, work, log))
-        if "dense" not in req.modes:
-            dense_onnx.unlink()
-
         tflite_targets = [t for t in req.targets if t in TFLITE_TARGETS]
         if tflite_targets:
-            artifacts += _tflite_artifacts(tmp, dense_onnx if dense_onnx.exists() else None, model, example,
-                                           out_names, ref_outputs, weights, req, tflite_targets, work, step, log,
-                                           notes, layer_maps, layer_shapes)
+            artifacts += _tflite_artifacts(tmp, example, out_names, ref_outputs, weights, req, tflite_targets, work,
+                                           step, log, notes, layer_maps, layer_shapes, skeleton)
         for art in artifacts:
             if art.mode == "idct":
                 art.notes = list(notes.get("onnx" if art.runtime == "onnxruntime" else art.path, []))
             art.layer_outputs = dict(layer_maps.get(art.path, {}))
 
+        weights.clear()  # dense copies no later step reads: the parity runs get their memory
+        for _, layer in fr_layers(model):
+            layer._cache = None
+        _release_memory()
         done = step(f"quick parity of {len(artifacts)} artifacts on {req.parity_samples} seeded samples")
         from runtimes.loader import open_artifact
 
         failures = []
-        measured: dict[tuple[str, str], float] = {}  # one run per file, shared by its targets
         for art in artifacts:
             key = (art.path, art.runtime)
             if key not in measured:
-                runtime = open_artifact(tmp, art, RunOptions(threads=os.cpu_count() or 1))
-                errs = []
-                for sample, refs in zip(_samples(example, req), ref_outputs):
-                    got = runtime.run(sample)
-                    for name, ref in zip(out_names, refs):
-                        scale = float(np.abs(ref).max()) or 1.0
-                        errs.append(float(np.abs(got[name] - ref).max()) / scale)
-                measured[key] = max(errs)
-                del runtime
+                checked = art
+                if art.runtime == "tflite" and art.mode == "idct" and big_inputs:
+                    # weights rebuilt once by the file's own ops, the rest run on XNNPACK (tflite_fold.py)
+                    twin = work / f"twin_{Path(art.path).name}"
+                    folded = dense_twin(tmp / art.path, twin)
+                    checked = dataclasses.replace(art, path=str(twin.relative_to(tmp)))
+                    log(f"  {art.path}: checked through its dense twin ({folded} rebuilt tensors folded by LiteRT)")
+                measured[key] = _worst_error(open_artifact(tmp, checked, _QUICK_RUN),
+                                             _samples(example, req), ref_outputs, out_names)
             worst = measured[key]
             tol = QUICK_TOLERANCE[art.precision]
             art.parity = ArtifactParity(len(ref_outputs), worst * 1.0, worst, tol, worst <= tol)
@@ -280,6 +305,8 @@ def convert(req: ConvertRequest) -> ConvertResult:
             if worst > tol:
                 failures.append(f"{art.path} ({worst:.2e} > {tol:.0e})")
         done()
+        for twin in work.glob("twin_*"):
+            twin.unlink()
         if failures:
             raise FrliteError("conversion does not match PyTorch on seeded inputs: " + "; ".join(failures)
                               + "; nothing was written (rerun with --debug and see the conversion log)")
@@ -301,6 +328,65 @@ def convert(req: ConvertRequest) -> ConvertResult:
         log(f"done in {total:.1f} s, peak memory {mem.sample() / 2**30:.2f} GiB (this process)")
         (tmp / "convert.log").write_text("\n".join(log.lines) + "\n")
     return ConvertResult(req.out, manifest, total, mem.peak, steps)
+
+
+def _worst_error(runtime, samples: list[dict[str, np.ndarray]], ref_outputs: list[list[np.ndarray]],  # type: ignore[no-untyped-def]
+                 out_names: list[str]) -> float:
+    """max over samples and outputs of max |got - ref| / max |ref|."""
+    errs = []
+    for sample, refs in zip(samples, ref_outputs):
+        got = runtime.run(sample)
+        for name, ref in zip(out_names, refs):
+            scale = float(np.abs(ref).max()) or 1.0
+            errs.append(float(np.abs(got[name] - ref).max()) / scale)
+    return max(errs)
+
+
+def _idct_onnx(model: nn.Module, example: dict[str, torch.Tensor], out_names: list[str],
+               ref_outputs: list[list[np.ndarray]], weights: list[FRWeight], req: ConvertRequest, work: Path,
+               dst: Path, step, log: _Log, notes: dict[str, list[str]], layer_maps: dict[str, dict],  # type: ignore[no-untyped-def]
+               measured: dict[tuple[str, str], float]) -> SkeletonExport:
+    """The weight-free skeleton (work/skeleton.onnx) and the idct ONNX built on it. Large inputs:
+    traced at a reduced size, and the idct ONNX checked against PyTorch at once (that result is
+    its quick parity); a graph that depends on the traced size is exported again at full size."""
+    from runtimes.loader import open_artifact
+
+    skeleton_onnx = work / "skeleton.onnx"
+    out_shapes = [tuple(o.shape) for o in ref_outputs[0]]
+    small = reduced_example(example)
+    for trace_at in ([small] if small is not None else []) + [None]:
+        where = "at full size" if trace_at is None else "traced at " + ", ".join(
+            "x".join(map(str, t.shape)) for t in trace_at.values())
+        done = step(f"export the weight-free skeleton ONNX (FR weights as graph inputs; {where})")
+        try:
+            skeleton = export_skeleton_onnx(dense_export_module(model), [n for n, _ in fr_layers(model)], example,
+                                            out_names, skeleton_onnx, trace_at=trace_at, output_shapes=out_shapes)
+        except SizeDependentGraph as exc:
+            log(f"  {exc}; exporting at full size")
+            continue
+        finally:
+            done()
+        done = step("build idct ONNX (in-graph IDCT)")
+        rep = inject_idct_onnx(skeleton_onnx, dst, weights, input_weights=skeleton.weight_inputs)
+        done()
+        if trace_at is not None:
+            art = Artifact(mode="idct", target="onnx", precision="fp32", runtime="onnxruntime",
+                           path=str(dst.relative_to(dst.parents[1])), size_bytes=0, sha256="", op_counts={},
+                           inputs=[TensorInfo(n, list(t.shape), "float32", model_layout(t.dim()), n) for n, t in example.items()],
+                           outputs=[TensorInfo(n, list(s), "float32", model_layout(len(s)), n) for n, s in zip(out_names, out_shapes)])
+            worst = _worst_error(open_artifact(dst.parents[1], art, _QUICK_RUN),
+                                 _samples(example, req), ref_outputs, out_names)
+            if worst > QUICK_TOLERANCE["fp32"]:
+                log(f"  the graph traced at a reduced size does not match PyTorch at the real size "
+                    f"({worst:.2e}); exporting at full size")
+                continue
+            measured[(art.path, "onnxruntime")] = worst
+        notes["onnx"] = [f"{layer} kept dense: {why}" for layer, why in rep.kept_dense.items()]
+        for note in notes["onnx"]:
+            log(f"  idct ONNX: {note}")
+        layer_maps["idct"] = rep.layer_outputs
+        return skeleton
+    raise FrliteError("could not export the weight-free skeleton")  # unreachable: the full-size export raises itself
 
 
 def _samples(example: dict[str, torch.Tensor], req: ConvertRequest) -> list[dict[str, np.ndarray]]:
@@ -399,27 +485,30 @@ def _tflite_io(summary, names: list[str], shapes: list[tuple[int, ...]], kind: s
     return infos
 
 
-def _tflite_artifacts(tmp: Path, dense_onnx: Path | None, model: nn.Module, example: dict[str, torch.Tensor],
-                      out_names: list[str], ref_outputs: list[list[np.ndarray]], weights: list[FRWeight],
-                      req: ConvertRequest, targets: list[str], work: Path, step, log: _Log,
-                      notes: dict[str, list[str]], layer_maps: dict[str, dict],
-                      layer_shapes: dict[str, tuple[int, ...]]) -> list[Artifact]:  # type: ignore[no-untyped-def]
+def _tflite_artifacts(tmp: Path, example: dict[str, torch.Tensor], out_names: list[str],
+                      ref_outputs: list[list[np.ndarray]], weights: list[FRWeight], req: ConvertRequest,
+                      targets: list[str], work: Path, step, log: _Log, notes: dict[str, list[str]],
+                      layer_maps: dict[str, dict], layer_shapes: dict[str, tuple[int, ...]],
+                      skeleton: SkeletonExport | None) -> list[Artifact]:  # type: ignore[no-untyped-def]
     tfl_dir = tmp / "tflite"
     tfl_dir.mkdir()
-    skeleton = work / "skeleton_fp32.tflite"
     int8 = work / "dense_int8.tflite" if "int8-dynamic" in req.precisions else None
-    seconds = 0.0
-    if {"dense", "idct"} & set(req.modes):  # both are derived from one conversion of the dense graph
-        if dense_onnx is None:
-            dense_onnx = work / "dense.onnx"
-            export_onnx(dense_export_module(model), example, out_names, dense_onnx)
-            simplify_onnx(dense_onnx)
-        done = step("onnx2tf + TFLite converter on the dense ONNX (the slow step)")
-        res = run_onnx2tf(dense_onnx, work / "onnx2tf", skeleton, list(example), out_names, int8)
+    converted: dict[str, Path] = {}  # mode -> fp32 .tflite onnx2tf made (dense weights / weight inputs)
+    seconds: dict[str, float] = {}
+    sources = [("dense", tmp / "onnx" / "dense.onnx", "the dense ONNX (the slow step)", None),
+               ("idct", work / "skeleton.onnx", "the weight-free skeleton ONNX",
+                list(skeleton.weight_inputs.values()) if skeleton else None)]
+    for mode, src, what, weight_inputs in sources:
+        if mode not in req.modes:
+            continue
+        done = step(f"onnx2tf + TFLite converter on {what}")
+        converted[mode] = work / f"{mode}_onnx2tf_fp32.tflite"
+        res = run_onnx2tf(src, work / f"onnx2tf_{mode}", converted[mode], list(example), out_names,
+                          int8 if mode == "dense" else None, weight_inputs=weight_inputs)
         log(f"  onnx2tf: {res.seconds:.1f} s, peak {res.peak_rss_bytes / 2**30:.2f} GiB")
         done()
-        seconds = res.seconds
-        shutil.copyfile(res.log_path, tmp / "onnx2tf.log")
+        seconds[mode] = res.seconds
+        shutil.copyfile(res.log_path, tmp / ("onnx2tf.log" if mode == "dense" else f"onnx2tf_{mode}.log"))
 
     files: dict[tuple[str, str], Path] = {}
     if "factorized" in req.modes:
@@ -428,6 +517,7 @@ def _tflite_artifacts(tmp: Path, dense_onnx: Path | None, model: nn.Module, exam
         fres = run_onnx2tf(tmp / "onnx" / "factorized.onnx", work / "onnx2tf_factorized", fact_tfl, list(example), out_names)
         log(f"  onnx2tf: {fres.seconds:.1f} s, peak {fres.peak_rss_bytes / 2**30:.2f} GiB")
         done()
+        seconds["factorized"] = fres.seconds
         for precision in [p for p in req.precisions if p in ("fp32", "fp16")]:
             dst = tfl_dir / f"factorized_{precision}.tflite"
             m = load_model_object(fact_tfl)
@@ -443,12 +533,14 @@ def _tflite_artifacts(tmp: Path, dense_onnx: Path | None, model: nn.Module, exam
                 assert int8 is not None
                 shutil.copyfile(int8, dst)
             else:
-                m = load_model_object(skeleton)
+                m = load_model_object(converted[mode])
                 key = str(dst.relative_to(tmp))
                 if precision == "fp16":
                     to_fp16(m)
                 if mode == "idct":
-                    rep = inject_idct(m, weights, shapes=layer_shapes)
+                    assert skeleton is not None
+                    rep = inject_idct(m, weights, shapes=layer_shapes, input_weights=skeleton.weight_inputs)
+                    name_io(m, list(example), out_names)  # the model's own inputs only
                     layer_maps[key] = rep.layer_outputs
                     notes[key] = [f"{layer} kept dense: {why}" for layer, why in rep.kept_dense.items()]
                     for note in notes[key]:
@@ -456,7 +548,7 @@ def _tflite_artifacts(tmp: Path, dense_onnx: Path | None, model: nn.Module, exam
                 else:
                     layer_maps[key] = fr_layer_outputs(m, weights, layer_shapes)
                 if mode == "dense" and precision == "fp32":
-                    shutil.copyfile(skeleton, dst)
+                    shutil.copyfile(converted[mode], dst)
                 else:
                     save_model_object(m, dst)
             files[(mode, precision)] = dst
@@ -481,5 +573,5 @@ def _tflite_artifacts(tmp: Path, dense_onnx: Path | None, model: nn.Module, exam
             artifacts.append(Artifact(mode=mode, target=target, precision=precision, runtime="tflite",
                                       path=str(path.relative_to(tmp)), size_bytes=path.stat().st_size,
                                       sha256=_sha256(path), op_counts=s.op_counts, inputs=ins, outputs=outs,
-                                      extra_files=extra, convert_seconds=seconds))
+                                      extra_files=extra, convert_seconds=seconds.get(mode, 0.0)))
     return artifacts

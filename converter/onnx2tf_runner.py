@@ -42,14 +42,19 @@ def _last_error(log_path: Path) -> str:
 
 
 def run_onnx2tf(onnx_path: Path, workdir: Path, tflite_out: Path, input_names: list[str], output_names: list[str],
-                int8_dynamic_out: Path | None = None, timeout_s: float = 3600.0) -> Onnx2tfResult:
+                int8_dynamic_out: Path | None = None, timeout_s: float = 3600.0,
+                weight_inputs: list[str] | None = None) -> Onnx2tfResult:
+    """Convert `onnx_path` to `tflite_out` in a child process. `weight_inputs`: graph inputs that
+    are conv weights (the weight-free skeleton); they stay inputs of the .tflite, after
+    `input_names` and named as in the ONNX."""
     onnx_path, workdir, tflite_out = onnx_path.resolve(), workdir.resolve(), tflite_out.resolve()
     int8_dynamic_out = int8_dynamic_out.resolve() if int8_dynamic_out else None
     workdir.mkdir(parents=True, exist_ok=True)
     req_path, res_path, log_path = workdir / "request.json", workdir / "result.json", workdir / "onnx2tf.log"
     req = {"onnx": str(onnx_path), "workdir": str(workdir / "run"), "tflite": str(tflite_out),
            "int8_dynamic": str(int8_dynamic_out) if int8_dynamic_out else None, "result": str(res_path),
-           "input_names": input_names, "output_names": output_names}
+           "input_names": input_names + list(weight_inputs or []), "output_names": output_names,
+           "weight_inputs": list(weight_inputs or [])}
     req_path.write_text(json.dumps(req))
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")  # onnxsim & co. on PATH

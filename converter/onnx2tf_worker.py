@@ -22,6 +22,33 @@ from pathlib import Path
 CALIBRATION_NAME = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
 
+def _take_weights_as_tensors(names: set[str]) -> None:
+    """Let Conv / ConvTranspose read the named graph inputs as their weight (the weight-free
+    skeleton, converter/weight_inputs.py). onnx2tf can only take a constant weight (a graph input
+    has no producer, its weight reader fails), and it moves every 4-D input to channels-last:
+    ONNX (O, I, kh, kw) arrives as (O, kh, kw, I), so TF's (kh, kw, I, O) filter is one transpose
+    away, which the TFLite converter cancels against its own (CONV_2D wants O, kh, kw, I)."""
+    import importlib
+
+    import tensorflow as tf
+
+    current: dict = {}
+    for op_type in ("Conv", "ConvTranspose"):
+        mod = importlib.import_module(f"onnx2tf.ops.{op_type}")
+
+        def weights(const_or_var, kernel_size, _orig=mod.get_weights_constant_or_variable):  # type: ignore[no-untyped-def]
+            if getattr(const_or_var, "name", None) in names and kernel_size == 2:
+                return tf.transpose(current["layers"][const_or_var.name]["tf_node"], [1, 2, 3, 0])
+            return _orig(const_or_var=const_or_var, kernel_size=kernel_size)
+
+        def make_node(*args, _orig=mod.make_node, **kwargs):  # type: ignore[no-untyped-def]
+            current["layers"] = kwargs["tf_layers_dict"]
+            return _orig(*args, **kwargs)
+
+        mod.get_weights_constant_or_variable = weights
+        mod.make_node = make_node
+
+
 def _run(req: dict) -> dict:
     import numpy as np
 
@@ -45,6 +72,8 @@ def _run(req: dict) -> dict:
 
         onnx2tf_main.dummy_onnx_inference = _skip_validation
 
+    if req.get("weight_inputs"):
+        _take_weights_as_tensors(set(req["weight_inputs"]))
     try:
         keras_model = onnx2tf.convert(
             input_onnx_file_path=str(onnx_copy), output_folder_path=str(work / "onnx2tf_out"),

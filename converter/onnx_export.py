@@ -24,7 +24,7 @@ OPSET = 17
 
 
 def export_onnx(module: nn.Module, example: dict[str, torch.Tensor], output_names: list[str],
-                path: Path, fold_constants: bool = True) -> None:
+                path: Path, fold_constants: bool = True, dynamic_axes: dict[str, dict[int, str]] | None = None) -> None:
     """Export `module(*example.values())` to `path` with the given input/output names."""
     args = tuple(example.values())
     sink = io.StringIO()
@@ -33,7 +33,7 @@ def export_onnx(module: nn.Module, example: dict[str, torch.Tensor], output_name
             warnings.simplefilter("ignore")
             torch.onnx.export(module, args, str(path), dynamo=False, opset_version=OPSET,
                               input_names=list(example), output_names=output_names,
-                              do_constant_folding=fold_constants)
+                              do_constant_folding=fold_constants, dynamic_axes=dynamic_axes)
     except torch.onnx.errors.UnsupportedOperatorError as exc:
         raise UnsupportedLayerError(f"ONNX export failed: {str(exc).splitlines()[0]}; replace that layer or op") from exc
     except Exception as exc:

@@ -65,17 +65,27 @@ def onnx_layer_outputs(path: Path, weights: list[FRWeight]) -> dict[str, str]:
     return out
 
 
-def inject_idct_onnx(src: Path, dst: Path, weights: list[FRWeight], compact_names: bool = True) -> OnnxInjectionReport:
+def inject_idct_onnx(src: Path, dst: Path, weights: list[FRWeight], compact_names: bool = True,
+                     input_weights: dict[str, str] | None = None) -> OnnxInjectionReport:
+    """Write `dst`: `src` with each FR weight rebuilt in the graph. A weight is either a graph
+    input named in `input_weights` (layer -> input, torch layout: the weight-free skeleton) or
+    an initializer, found by value; rebuilt inputs leave the graph's input list."""
     model = onnx.load(str(src))
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
+    input_weights = dict(input_weights or {})
+    graph_inputs = {v.name for v in graph.input}
     pack = ParamPack()
     plans = []
     kept_dense: dict[str, str] = {}
     taken: set[str] = set()
     for w in weights:
         found = None
-        for name, init in inits.items():
+        if w.name in input_weights:
+            if input_weights[w.name] not in graph_inputs:
+                raise FrliteError(f"the skeleton ONNX has no input {input_weights[w.name]} for {w.name}")
+            found = (input_weights[w.name], tuple(range(w.dense.ndim)))
+        for name, init in inits.items() if found is None else ():
             if name in taken or init.data_type != onnx.TensorProto.FLOAT:
                 continue
             perm = match_permutation(numpy_helper.to_array(init), w.dense)
@@ -149,6 +159,12 @@ def inject_idct_onnx(src: Path, dst: Path, weights: list[FRWeight], compact_name
         for i, name in enumerate(n.input):
             if name in replace:
                 n.input[i] = replace[name]
+    missing = set(input_weights.values()) - set(replace)
+    if missing:
+        raise FrliteError(f"skeleton ONNX inputs {sorted(missing)} were not rebuilt")
+    kept_inputs = [v for v in graph.input if v.name not in replace]
+    del graph.input[:]
+    graph.input.extend(kept_inputs)
     kept = [i for i in graph.initializer if i.name not in replace]
     del graph.initializer[:]
     graph.initializer.extend(kept + new_inits)

@@ -21,6 +21,7 @@ from ai_edge_litert import schema_py_generated as schema
 from .errors import FrliteError
 from .idct_params import ParamPack
 from .idct_rebuild import match_permutation, plan_weight, rebuild_weight
+from .layouts import onnx2tf_layout
 from .tflite_graph_edit import GraphEditor
 
 _DTYPES = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.FLOAT16: np.float16}
@@ -43,7 +44,7 @@ class FRWeight:
 
     name: str
     dense: np.ndarray   # spatial weight, torch layout, float32
-    coeffs: np.ndarray  # DCT coefficients, torch layout
+    coeffs: np.ndarray  # DCT coefficients, torch layout: at least the kept corner box
     box: tuple[int, ...]
 
 
@@ -138,17 +139,47 @@ def _find_weight(ed: GraphEditor, w: FRWeight, taken: set[int]) -> tuple[int, tu
     return None
 
 
+def _text(name: str | bytes | None) -> str:
+    return name.decode() if isinstance(name, bytes) else (name or "")
+
+
+def _input_weight(ed: GraphEditor, index: int, ndim: int) -> tuple[int, tuple[int, ...]]:
+    """(tensor the layer reads, permutation) for a weight that is a graph input of the skeleton:
+    onnx2tf moved it channels-last like any input; a TRANSPOSE it added after (transposed
+    convs) is absorbed, the rebuild then writes that layout directly."""
+    perm = tuple(onnx2tf_layout(ndim)[1] or range(ndim))
+    users = ed.consumers(index)
+    if len(users) == 1 and ed.op_name(users[0]) == "TRANSPOSE":
+        t = ed.sg.tensors[int(users[0].inputs[1])]
+        data = ed.model.buffers[t.buffer].data
+        if data is not None and len(data):
+            tperm = np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype=np.int32)
+            return int(users[0].outputs[0]), tuple(perm[int(p)] for p in tperm)
+    return index, perm
+
+
 def inject_idct(model: schema.ModelT, weights: list[FRWeight], compact: bool = True,
-                shapes: dict[str, tuple[int, ...]] | None = None) -> InjectionReport:
-    """Rewrite `model` in place into the idct form; returns what was rebuilt and what stayed dense."""
+                shapes: dict[str, tuple[int, ...]] | None = None,
+                input_weights: dict[str, str] | None = None) -> InjectionReport:
+    """Rewrite `model` in place into the idct form; returns what was rebuilt and what stayed dense.
+    `input_weights` (layer -> graph input name) names the weights a weight-free skeleton takes
+    as inputs; they are rebuilt in the graph and leave the inputs and the signature."""
     ed = GraphEditor(model)
     pack = ParamPack()
     plans = []
     kept_dense: dict[str, str] = {}
     taken: set[int] = set()
     outputs_before: dict[str, int] = {}
+    by_name = {_text(ed.sg.tensors[int(i)].name): int(i) for i in ed.sg.inputs}
+    dropped_inputs: set[int] = set()
     for w in weights:
-        found = _find_weight(ed, w, taken)
+        if input_weights and w.name in input_weights:
+            if input_weights[w.name] not in by_name:
+                raise FrliteError(f"the skeleton .tflite has no input {input_weights[w.name]} for {w.name}")
+            dropped_inputs.add(by_name[input_weights[w.name]])
+            found: tuple[int, tuple[int, ...]] | None = _input_weight(ed, by_name[input_weights[w.name]], w.dense.ndim)
+        else:
+            found = _find_weight(ed, w, taken)
         if found is None:
             kept_dense[w.name] = "onnx2tf rewrote this weight (fused or split), no constant equals it"
             continue
@@ -222,6 +253,10 @@ def inject_idct(model: schema.ModelT, weights: list[FRWeight], compact: bool = T
     for target, t in replacements:
         ed.replace_uses(target, t)  # before the new ops join the graph: they never read a target
     ed.commit_prepended()
+    if dropped_inputs:
+        ed.sg.inputs = np.array([i for i in ed.sg.inputs if int(i) not in dropped_inputs], dtype=np.int32)
+        for sd in model.signatureDefs or []:
+            sd.inputs = [tm for tm in sd.inputs or [] if int(tm.tensorIndex) not in dropped_inputs]
     remap = ed.prune()
     if compact:
         ed.compact()

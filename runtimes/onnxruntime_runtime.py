@@ -23,6 +23,9 @@ class OnnxRuntime(Runtime):
         so.log_severity_level = 3
         so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_DISABLE_ALL
                                        if opts.variant == "no-opt" else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+        if opts.extra.get("low_memory"):  # no arena or planned pattern: peak = live tensors (quick checks)
+            so.enable_cpu_mem_arena = False
+            so.enable_mem_pattern = False
         self.variant = opts.variant
         self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         layouts = layouts or {}

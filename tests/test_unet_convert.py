@@ -33,6 +33,16 @@ def test_idct_files_are_small(unet_out: Path) -> None:
     assert not onnx_idct.notes and not tfl_idct.notes
 
 
+def test_idct_path_never_converts_dense_weights(unet_out: Path) -> None:
+    """The idct files come from the weight-free skeleton, traced small and specialised, and the
+    large idct .tflite files are checked through their dense twins (convert.log says which)."""
+    log = (unet_out / "convert.log").read_text()
+    assert "weight-free skeleton ONNX (FR weights as graph inputs; traced at 1x3x64x127)" in log
+    assert "exporting at full size" not in log
+    assert log.count("checked through its dense twin (23 rebuilt tensors") == 1  # fp32; fp16 also folds DEQUANTIZEs
+    assert "tflite/idct_fp16.tflite: checked through its dense twin" in log
+
+
 def test_every_file_reproduces_masks_and_readme_dice(unet_parity: ParityReport) -> None:
     ref = unet_parity.samples_kept["reference"]["output"]
     ref_masks = [r.argmax(axis=1)[0] for r in ref]

@@ -96,6 +96,23 @@ def unet_small() -> nn.Module:
     return _fr_sparsify(build_unet(width=8), 4)
 
 
+class _PoolsToFixedGrid(nn.Module):
+    """Adaptive pooling to 3x3 + Linear: its graph depends on the traced size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = FRConv2d(3, 8, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d((3, 3))
+        self.fc = FRLinear(72, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(torch.relu(self.conv(x))), 1))
+
+
+def pools_to_fixed_grid() -> nn.Module:
+    return _fr_sparsify(_PoolsToFixedGrid(), 1, box=(2, 2, 2, 2))
+
+
 class _Mystery(torch.autograd.Function):
     """A custom layer: exports as the ONNX op frlite_test::Mystery, which no converter knows."""
 
