@@ -162,3 +162,73 @@ def test_report_formats(tmp_path: Path, target: str) -> None:
     md = format_markdown(rep)
     assert "1 of 1 ops run on the delegate" in md and "| TRANSPOSE | 1 | yes |" in md
     assert rep.to_json()["all_delegated"]
+
+
+def _entry_cases() -> list[tuple[str, str]]:
+    return [(t, op) for t, rules in (("tflite-gpu", GPU_RULES), ("tflite-nnapi", NNAPI_RULES)) for op in sorted(rules)]
+
+
+def _synthetic(op_name: str, rule: OpRule, rank: int = 4, version: int = 1, runtime_inputs: set[int] | None = None,
+               dtype: str = "float32"):  # type: ignore[no-untyped-def]
+    """A one-op summary shaped to pass `rule`'s generic fields: input count, constants, rank."""
+    from converter.tflite_file import TfliteOp, TfliteSummary, TfliteTensor
+
+    n_in = rule.inputs[0] if rule.inputs else max([2, *(p + 1 for p in rule.const_inputs)])
+    if runtime_inputs is None:  # as many run-time inputs as allowed, the rest constant
+        limit = n_in if rule.max_runtime_inputs is None else rule.max_runtime_inputs
+        runtime_inputs = {i for i in range(n_in) if i not in rule.const_inputs}
+        runtime_inputs = set(sorted(runtime_inputs)[:max(limit, 0)])
+        if rule.max_const_inputs is not None:
+            runtime_inputs |= set(range(n_in - rule.max_const_inputs))
+    tensors = [TfliteTensor(i, f"t{i}", (1,) * rank, dtype, 0 if i in runtime_inputs else 16) for i in range(n_in)]
+    tensors.append(TfliteTensor(n_in, "out", (1,) * rank, dtype, 0))
+    op = TfliteOp(op_name, list(range(n_in)), [n_in], version)
+    return TfliteSummary(Path("x.tflite"), 0, [op], tensors, [], [])
+
+
+@pytest.mark.parametrize("target,op_name", _entry_cases())
+def test_each_rule_entry_is_enforced(target: str, op_name: str) -> None:
+    """Per rule entry: every limit its data states turns into a refusal with its own reason."""
+    rule = (GPU_RULES if target == "tflite-gpu" else NNAPI_RULES)[op_name]
+    fields = 0
+    if rule.max_version is not None:
+        s = _synthetic(op_name, rule, version=rule.max_version + 1)
+        assert f"op version {rule.max_version + 1} (max {rule.max_version})" in verdict(s, 0, s.ops[0], rule, target).reasons
+        fields += 1
+    if rule.max_rank is not None:
+        s = _synthetic(op_name, rule, rank=rule.max_rank + 1)
+        assert any(r.startswith(f"rank-{rule.max_rank + 1} tensor") for r in verdict(s, 0, s.ops[0], rule, target).reasons)
+        fields += 1
+    for pos in rule.const_inputs:
+        s = _synthetic(op_name, rule, runtime_inputs={pos})
+        assert any(f"input {pos} is computed at run time" in r for r in verdict(s, 0, s.ops[0], rule, target).reasons)
+        fields += 1
+    if rule.max_runtime_inputs is not None:
+        n = len(_synthetic(op_name, rule).ops[0].inputs)
+        if n > rule.max_runtime_inputs:
+            s = _synthetic(op_name, rule, runtime_inputs=set(range(n)))
+            assert any("run-time inputs (max" in r for r in verdict(s, 0, s.ops[0], rule, target).reasons)
+            fields += 1
+    if rule.max_const_inputs is not None:
+        s = _synthetic(op_name, rule, runtime_inputs=set())
+        assert any("constant inputs (max" in r for r in verdict(s, 0, s.ops[0], rule, target).reasons)
+        fields += 1
+    if rule.inputs is not None:
+        s = _synthetic(op_name, rule)
+        s.ops[0].inputs.append(len(s.tensors) - 1)  # one input more than allowed
+        assert len(s.ops[0].inputs) not in rule.inputs
+        assert any("inputs (allowed:" in r for r in verdict(s, 0, s.ops[0], rule, target).reasons)
+        fields += 1
+    if rule.dtypes is not None:
+        s = _synthetic(op_name, rule, dtype="int16")
+        assert any("int16 input (allowed:" in r for r in verdict(s, 0, s.ops[0], rule, target).reasons)
+        fields += 1
+    if target == "tflite-nnapi" and rule.min_api is not None:
+        from converter.delegate_compat import NNAPI_API_LEVEL
+
+        s = _synthetic(op_name, rule)
+        needs = any(r.startswith("needs NNAPI level") for r in verdict(s, 0, s.ops[0], rule, target).reasons)
+        assert needs == (rule.min_api > NNAPI_API_LEVEL)
+        fields += 1
+    assert fields + len(rule.checks) > 0 or op_name in ("RELU", "RELU6", "LEAKY_RELU", "PRELU"), \
+        f"{target} {op_name}: a rule with nothing to check"
