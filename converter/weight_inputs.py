@@ -2,7 +2,7 @@
 
 The idct files keep only coefficients, so nothing on their way should ever hold the dense
 weights: converting a graph with 124 MB of constants costs onnx2tf 2.7 GB and 11 s for the
-authors' UNet, the same graph with those weights as inputs 0.6 GB and 4 s. The idct ONNX and
+authors' UNet, the same graph with those weights as inputs 0.7 GiB and 4 s. The idct ONNX and
 the idct .tflite are then made by wiring the in-graph IDCT to those inputs (onnx_idct.py,
 tflite_idct.py) and dropping them, so the finished files have the model's own inputs only.
 
