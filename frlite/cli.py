@@ -50,13 +50,18 @@ def _inspect_factorized(args: argparse.Namespace) -> int:
         print(json.dumps(plan_as_json(plan), indent=2))
         return 0
     width = max(len(c.name) for c in plan)
-    print(f"{'layer'.ljust(width)}  {'choice':10s} {'dense MACs':>16s} {'factorized MACs':>16s} {'dense w':>10s} {'fact. w':>8s}")
+    print(f"{'layer'.ljust(width)}  {'choice':10s} {'dense MACs':>16s} {'factorized MACs':>16s} {'dense w':>10s} {'fact. w':>8s}"
+          "  fused with")
     for c in plan:
-        print(f"{c.name.ljust(width)}  {c.choice:10s} {c.dense_macs:>16,d} {c.factorized_macs:>16,d} {c.dense_weights:>10,d} {c.factorized_weights:>8,d}")
+        fused = f"norm {c.fused_norm}" if c.fused_norm else f"projection of {c.merged_into}" if c.merged_into else "-"
+        print(f"{c.name.ljust(width)}  {c.choice:10s} {c.dense_macs:>16,d} {c.factorized_macs:>16,d} {c.dense_weights:>10,d} {c.factorized_weights:>8,d}"
+              f"  {fused}")
     dense = sum(c.dense_macs for c in plan)
     best = sum(min(c.dense_macs, c.factorized_macs) for c in plan)
     print(f"\n{sum(c.choice == 'factorized' for c in plan)} of {len(plan)} FR layers factorized; "
-          f"FR-layer MACs {dense:,} dense -> {best:,} ({dense / max(best, 1):,.0f}x fewer)")
+          f"FR-layer MACs {dense:,} dense -> {best:,} ({dense / max(best, 1):,.0f}x fewer)\n"
+          f"{sum(bool(c.fused_norm) for c in plan)} batch-statistics norms fused into the conv before them; "
+          f"{sum(bool(c.merged_into) for c in plan)} upsampling convs merged into the next conv's projection (no concat)")
     return 0
 
 
