@@ -43,14 +43,15 @@ def unet_model(unet_archive: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def unet_out(unet_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The authors' UNet converted once at 640x959 (dense + idct, onnx + tflite, fp32 + fp16).
+    """The authors' UNet converted once at 640x959 (dense + idct + factorized, onnx + tflite, fp32 + fp16).
     Tests using it are marked slow and share one xdist group, so one worker converts once."""
     from converter.convert_pipeline import ConvertRequest, convert
     from converter.shape_spec import parse_input_shape
 
     out = tmp_path_factory.mktemp("unet") / "out"
     convert(ConvertRequest("unet", unet_archive, [parse_input_shape("input:1x3x640x959")], out,
-                           modes=["dense", "idct"], targets=["onnx", "tflite-cpu"], precisions=["fp32", "fp16"],
+                           modes=["dense", "idct", "factorized"], targets=["onnx", "tflite-cpu"],
+                           precisions=["fp32", "fp16"],
                            parity_samples=1))
     return out
 

@@ -31,6 +31,9 @@ def test_idct_files_are_small(unet_out: Path) -> None:
     assert onnx_idct.size_bytes <= IDCT_LIMIT and tfl_idct.size_bytes <= IDCT_LIMIT
     assert m.artifact("dense", "onnx", "fp32").size_bytes > 100_000_000
     assert not onnx_idct.notes and not tfl_idct.notes
+    fact = m.artifact("factorized", "tflite-cpu", "fp32")
+    assert fact.size_bytes <= 512 * 1024 and "CONCATENATION" not in fact.op_counts
+    assert sum(c["choice"] == "factorized" for c in m.factorization) >= 20
 
 
 def test_idct_path_never_converts_dense_weights(unet_out: Path) -> None:
@@ -64,7 +67,7 @@ def test_every_file_reproduces_masks_and_readme_dice(unet_parity: ParityReport) 
             if res.precision == "fp32":
                 dice_gt = 2 * (fg & truths[i]).sum() / (fg.sum() + truths[i].sum())
                 assert abs(dice_gt - want) <= 1e-4, (res.label, key, dice_gt)
-    assert seen == {(m, rt, p) for m in ("dense", "idct") for rt, ps in (("onnxruntime", ["fp32"]), ("tflite", ["fp32", "fp16"]))
+    assert seen == {(m, rt, p) for m in ("dense", "idct", "factorized") for rt, ps in (("onnxruntime", ["fp32"]), ("tflite", ["fp32", "fp16"]))
                     for p in ps}
 
 
