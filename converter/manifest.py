@@ -62,6 +62,8 @@ class Artifact:
     # FR layer (weight name) -> the file's tensor holding that layer's output (tflite: index,
     # onnx: value name), found through the weight's values; used by `frlite parity --layers`
     layer_outputs: dict[str, Any] = field(default_factory=dict)
+    # ONNX Runtime session settings the file is meant to run with (e.g. graph_optimization_level)
+    session_options: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Open a manifest artifact in its runtime, with tensor layouts taken from the manifest."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from converter.manifest import Artifact, TensorInfo
@@ -21,7 +22,10 @@ def open_artifact(folder: Path, artifact: Artifact, options: RunOptions | None =
     if artifact.runtime == "onnxruntime":
         from .onnxruntime_runtime import OnnxRuntime
 
-        rt: Runtime = OnnxRuntime(path, options, {n: s.layout for n, s in specs.items()})
+        opts = options or RunOptions()
+        if artifact.session_options and "graph_optimization_level" not in opts.extra:  # the file's own setting
+            opts = dataclasses.replace(opts, extra={**opts.extra, **artifact.session_options})
+        rt: Runtime = OnnxRuntime(path, opts, {n: s.layout for n, s in specs.items()})
     elif artifact.runtime == "tflite":
         from .litert_runtime import LiteRTRuntime
 

@@ -12,6 +12,10 @@ _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(
               "tensor(int32)": "int32", "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(bool)": "bool"}
 
 
+_LEVELS = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+           "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+
+
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
 
@@ -21,8 +25,10 @@ class OnnxRuntime(Runtime):
         so.intra_op_num_threads = opts.threads
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-                                       if opts.variant == "no-opt" else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+        level = "disable" if opts.variant == "no-opt" else str(opts.extra.get("graph_optimization_level", "all"))
+        if level not in _LEVELS:
+            raise ValueError(f"unknown ONNX Runtime graph optimization level {level!r}; use one of {sorted(_LEVELS)}")
+        so.graph_optimization_level = _LEVELS[level]
         if opts.extra.get("low_memory"):  # no arena or planned pattern: peak = live tensors (quick checks)
             so.enable_cpu_mem_arena = False
             so.enable_mem_pattern = False

@@ -222,9 +222,13 @@ def test_convert_factorized_all_targets(tmp_path: Path) -> None:
 
     out = tmp_path / "out"
     convert(ConvertRequest("tests.models.small_fr:classifier", None, [parse_input_shape("input:1x3x32x32")], out,
-                           modes=["factorized"], targets=["onnx", "tflite-cpu", "tflite-gpu", "tflite-nnapi"],
+                           modes=["factorized"], targets=["onnx", "ort-mobile", "tflite-cpu", "tflite-gpu", "tflite-nnapi"],
                            precisions=["fp32", "fp16"]))
     m = read_manifest(out)
+    for art in (a for a in m.artifacts if a.runtime == "onnxruntime"):  # ORT's NCHWc pass slows this form down
+        assert art.session_options == {"graph_optimization_level": "extended"}
+        session = open_artifact(out, art).inner.session  # type: ignore[attr-defined]
+        assert session.get_session_options().graph_optimization_level.name == "ORT_ENABLE_EXTENDED"
     assert {c["choice"] for c in m.factorization} <= {"factorized", "dense"} and len(m.factorization) == 5
     x = np.random.default_rng(5).random((1, 3, 32, 32), dtype=np.float32)
     with torch.no_grad():
