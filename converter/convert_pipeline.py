@@ -175,14 +175,17 @@ class _Log:
 
 
 class _PeakMemory:
-    """Peak RSS of this process, sampled at each step (children are measured by their runner)."""
+    """Peak RSS of this process (the kernel's high-water mark; children are measured by their runner)."""
 
     def __init__(self) -> None:
         self.proc = psutil.Process()
         self.peak = self.proc.memory_info().rss
 
     def sample(self) -> int:
-        self.peak = max(self.peak, self.proc.memory_info().rss)
+        import resource
+
+        high_water = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+        self.peak = max(self.peak, self.proc.memory_info().rss, high_water)
         return self.peak
 
 
