@@ -253,9 +253,8 @@ def convert(req: ConvertRequest) -> ConvertResult:
         measured: dict[tuple[str, str], float] = {}  # quick parity: one run per file, shared by its targets
         if "idct" in req.modes:
             onnx_files["idct"] = tmp / "onnx" / "idct.onnx"
-            skeleton = _idct_onnx(model, example, out_names, ref_outputs, weights, req, work, onnx_files["idct"],
-                                  step, log, notes, layer_maps, measured)
-            layer_maps[str(onnx_files["idct"].relative_to(tmp))] = layer_maps.pop("idct")
+            skeleton, layer_maps[str(onnx_files["idct"].relative_to(tmp))] = _idct_onnx(
+                model, example, out_names, ref_outputs, weights, req, work, onnx_files["idct"], step, log, notes, measured)
 
         if "factorized" in req.modes:
             done = step("build factorized model (cost model per layer) and export its ONNX")
@@ -351,9 +350,10 @@ def _worst_error(runtime, samples: list[dict[str, np.ndarray]], ref_outputs: lis
 
 def _idct_onnx(model: nn.Module, example: dict[str, torch.Tensor], out_names: list[str],
                ref_outputs: list[list[np.ndarray]], weights: list[FRWeight], req: ConvertRequest, work: Path,
-               dst: Path, step, log: _Log, notes: dict[str, list[str]], layer_maps: dict[str, dict],  # type: ignore[no-untyped-def]
-               measured: dict[tuple[str, str], float]) -> SkeletonExport:
-    """The weight-free skeleton (work/skeleton.onnx) and the idct ONNX built on it. Large inputs:
+               dst: Path, step, log: _Log, notes: dict[str, list[str]],  # type: ignore[no-untyped-def]
+               measured: dict[tuple[str, str], float]) -> tuple[SkeletonExport, dict[str, str]]:
+    """The weight-free skeleton (work/skeleton.onnx) and the idct ONNX built on it (returns the
+    skeleton's weight inputs and the idct ONNX's FR layer outputs). Large inputs:
     traced at a reduced size, and the idct ONNX checked against PyTorch at once (that result is
     its quick parity); a graph that depends on the traced size is exported again at full size."""
     from runtimes.loader import open_artifact
@@ -391,8 +391,7 @@ def _idct_onnx(model: nn.Module, example: dict[str, torch.Tensor], out_names: li
         notes["onnx"] = [f"{layer} kept dense: {why}" for layer, why in rep.kept_dense.items()]
         for note in notes["onnx"]:
             log(f"  idct ONNX: {note}")
-        layer_maps["idct"] = rep.layer_outputs
-        return skeleton
+        return skeleton, rep.layer_outputs
     raise FrliteError("could not export the weight-free skeleton")  # unreachable: the full-size export raises itself
 
 
