@@ -142,7 +142,7 @@ def fr_weights(model: nn.Module) -> list[FRWeight]:
             out.append(FRWeight(f"{name}.weight" if name else "weight",
                                 layer.spatial_weight().detach().float().numpy().copy(),
                                 layer.weight[tuple(slice(0, k) for k in box)].detach().float().numpy().copy(), box))
-            layer._cache = None  # the copy above is the one kept; the layer rebuilds it if asked
+            layer.drop_cached_weight()  # the copy above is the one kept
     return out
 
 
@@ -249,12 +249,14 @@ def convert(req: ConvertRequest) -> ConvertResult:
             simplify_onnx(onnx_files["dense"])
             layer_maps[str(onnx_files["dense"].relative_to(tmp))] = onnx_layer_outputs(onnx_files["dense"], weights)
             done()
+        onnx_inputs = [TensorInfo(n, list(t.shape), "float32", model_layout(t.dim()), n) for n, t in example.items()]
+        onnx_outputs = [TensorInfo(n, list(o.shape), "float32", model_layout(o.ndim), n) for n, o in zip(out_names, ref_outputs[0])]
         skeleton: SkeletonExport | None = None
         measured: dict[tuple[str, str], float] = {}  # quick parity: one run per file, shared by its targets
         if "idct" in req.modes:
             onnx_files["idct"] = tmp / "onnx" / "idct.onnx"
             skeleton, layer_maps[str(onnx_files["idct"].relative_to(tmp))] = _idct_onnx(
-                model, example, out_names, ref_outputs, weights, req, work, onnx_files["idct"], step, log, notes, measured)
+                model, example, onnx_inputs, onnx_outputs, ref_outputs, weights, req, tmp, work, step, log, notes, measured)
 
         if "factorized" in req.modes:
             done = step("build factorized model (cost model per layer) and export its ONNX")
@@ -267,8 +269,6 @@ def convert(req: ConvertRequest) -> ConvertResult:
                 f"{sum(min(c.dense_macs, c.factorized_macs) for c in fact_plan):,}")
             done()
 
-        onnx_inputs = [TensorInfo(n, list(t.shape), "float32", model_layout(t.dim()), n) for n, t in example.items()]
-        onnx_outputs = [TensorInfo(n, list(o.shape), "float32", model_layout(o.ndim), n) for n, o in zip(out_names, ref_outputs[0])]
         for mode in req.modes:
             if "onnx" in req.targets or "ort-mobile" in req.targets:
                 for target in [t for t in ("onnx", "ort-mobile") if t in req.targets]:
@@ -286,7 +286,7 @@ def convert(req: ConvertRequest) -> ConvertResult:
 
         weights.clear()  # dense copies no later step reads: the parity runs get their memory
         for _, layer in fr_layers(model):
-            layer._cache = None
+            layer.drop_cached_weight()
         _release_memory()
         done = step(f"quick parity of {len(artifacts)} artifacts on {req.parity_samples} seeded samples")
         from runtimes.loader import open_artifact
@@ -311,8 +311,6 @@ def convert(req: ConvertRequest) -> ConvertResult:
             if worst > tol:
                 failures.append(f"{art.path} ({worst:.2e} > {tol:.0e})")
         done()
-        for twin in work.glob("twin_*"):
-            twin.unlink()
         if failures:
             raise FrliteError("conversion does not match PyTorch on seeded inputs: " + "; ".join(failures)
                               + "; nothing was written (rerun with --debug and see the conversion log)")
@@ -348,18 +346,19 @@ def _worst_error(runtime, samples: list[dict[str, np.ndarray]], ref_outputs: lis
     return max(errs)
 
 
-def _idct_onnx(model: nn.Module, example: dict[str, torch.Tensor], out_names: list[str],
-               ref_outputs: list[list[np.ndarray]], weights: list[FRWeight], req: ConvertRequest, work: Path,
-               dst: Path, step, log: _Log, notes: dict[str, list[str]],  # type: ignore[no-untyped-def]
+def _idct_onnx(model: nn.Module, example: dict[str, torch.Tensor], onnx_inputs: list[TensorInfo],
+               onnx_outputs: list[TensorInfo], ref_outputs: list[list[np.ndarray]], weights: list[FRWeight],
+               req: ConvertRequest, tmp: Path, work: Path, step, log: _Log, notes: dict[str, list[str]],  # type: ignore[no-untyped-def]
                measured: dict[tuple[str, str], float]) -> tuple[SkeletonExport, dict[str, str]]:
-    """The weight-free skeleton (work/skeleton.onnx) and the idct ONNX built on it (returns the
-    skeleton's weight inputs and the idct ONNX's FR layer outputs). Large inputs:
-    traced at a reduced size, and the idct ONNX checked against PyTorch at once (that result is
-    its quick parity); a graph that depends on the traced size is exported again at full size."""
+    """The weight-free skeleton (work/skeleton.onnx) and tmp/onnx/idct.onnx built on it (returns the
+    skeleton's weight inputs and the idct ONNX's FR layer outputs). Large inputs: traced at a
+    reduced size, and the idct ONNX checked against PyTorch at once (that result is its quick
+    parity); a graph that depends on the traced size is exported again at full size."""
     from runtimes.loader import open_artifact
 
-    skeleton_onnx = work / "skeleton.onnx"
-    out_shapes = [tuple(o.shape) for o in ref_outputs[0]]
+    skeleton_onnx, dst = work / "skeleton.onnx", tmp / "onnx" / "idct.onnx"
+    out_names = [o.name for o in onnx_outputs]
+    out_shapes = [tuple(o.shape) for o in onnx_outputs]
     small = reduced_example(example)
     for trace_at in ([small] if small is not None else []) + [None]:
         where = "at full size" if trace_at is None else "traced at " + ", ".join(
@@ -378,11 +377,9 @@ def _idct_onnx(model: nn.Module, example: dict[str, torch.Tensor], out_names: li
         done()
         if trace_at is not None:
             art = Artifact(mode="idct", target="onnx", precision="fp32", runtime="onnxruntime",
-                           path=str(dst.relative_to(dst.parents[1])), size_bytes=0, sha256="", op_counts={},
-                           inputs=[TensorInfo(n, list(t.shape), "float32", model_layout(t.dim()), n) for n, t in example.items()],
-                           outputs=[TensorInfo(n, list(s), "float32", model_layout(len(s)), n) for n, s in zip(out_names, out_shapes)])
-            worst = _worst_error(open_artifact(dst.parents[1], art, _QUICK_RUN),
-                                 _samples(example, req), ref_outputs, out_names)
+                           path=str(dst.relative_to(tmp)), size_bytes=0, sha256="", op_counts={},
+                           inputs=onnx_inputs, outputs=onnx_outputs)
+            worst = _worst_error(open_artifact(tmp, art, _QUICK_RUN), _samples(example, req), ref_outputs, out_names)
             if worst > QUICK_TOLERANCE["fp32"]:
                 log(f"  the graph traced at a reduced size does not match PyTorch at the real size "
                     f"({worst:.2e}); exporting at full size")
@@ -411,7 +408,7 @@ def _probe(model: nn.Module, req: ConvertRequest) -> tuple[dict[str, torch.Tenso
     def recorder(key: str):  # type: ignore[no-untyped-def]
         def hook(module: nn.Module, inputs: object, output: torch.Tensor) -> None:  # returns None: output untouched
             layer_shapes.setdefault(key, tuple(output.shape))
-            module._cache = None  # each dense weight lives only while its layer runs (124 MB for the UNet)
+            module.drop_cached_weight()  # each dense weight lives only while its layer runs (124 MB for the UNet)
         return hook
 
     hooks = [layer.register_forward_hook(recorder(f"{name}.weight" if name else "weight")) for name, layer in fr_layers(model)]

@@ -80,6 +80,10 @@ class FRLayerMixin:
             self._cache, self._cache_key = dense, key
         return dense
 
+    def drop_cached_weight(self) -> None:
+        """Free the cached spatial weight (as large as a dense layer); it is rebuilt when next asked."""
+        self._cache, self._cache_key = None, None
+
     @torch.no_grad()
     def load_spatial_weight_(self, spatial: torch.Tensor) -> None:
         """Set the coefficients from an ordinary weight (forward DCT); exact up to rounding."""

@@ -70,13 +70,9 @@ def dense_twin(src: Path, dst: Path) -> int:
         values = _run_constant_part(model, const_ops, boundary, dst.parent)
         ed = GraphEditor(model)
         for idx, value in zip(boundary, values):
-            t = sg.tensors[idx]
-            if tuple(int(s) for s in t.shape) != value.shape:
-                raise FrliteError(f"folded tensor {idx} has shape {value.shape}, the file says {tuple(t.shape)}")
-            buf = schema.BufferT()
-            buf.data = np.frombuffer(np.ascontiguousarray(value).tobytes(), dtype=np.uint8)
-            model.buffers.append(buf)
-            t.buffer = len(model.buffers) - 1
+            if ed.shape_of(idx) != value.shape:
+                raise FrliteError(f"folded tensor {idx} has shape {value.shape}, the file says {ed.shape_of(idx)}")
+            ed.set_constant(idx, value)
         drop = set(const_ops)
         sg.operators = [op for k, op in enumerate(sg.operators) if k not in drop]
         ed.prune()

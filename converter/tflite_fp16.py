@@ -18,26 +18,18 @@ from .tflite_graph_edit import GraphEditor
 MIN_ELEMENTS = 16  # tiny constants (scalars, eps) gain nothing from fp16
 
 
-def _const(model: schema.ModelT, t: schema.TensorT) -> np.ndarray | None:
-    if t.type != schema.TensorType.FLOAT32 or not t.buffer:
-        return None
-    buf = model.buffers[t.buffer]
-    if buf.data is None or len(buf.data) == 0:
-        return None
-    return np.frombuffer(np.asarray(buf.data, dtype=np.uint8).tobytes(), dtype=np.float32)
-
-
 def to_fp16(model: schema.ModelT, keep_fp32: set[int] | None = None) -> int:
     """Convert in place; return how many constants became fp16."""
     ed = GraphEditor(model)
     keep = keep_fp32 or set()
-    consts = {i: d for i, t in enumerate(ed.sg.tensors) if i not in keep and (d := _const(model, t)) is not None}
+    consts = {i: d for i, t in enumerate(ed.sg.tensors)
+              if i not in keep and t.type == schema.TensorType.FLOAT32 and (d := ed.constant(i)) is not None}
     chosen = {i for i, d in consts.items() if d.size >= MIN_ELEMENTS and ed.consumers(i)}
     chosen |= _biases_of_fp16_filters(ed, chosen, set(consts))
     converted = 0
     for idx in sorted(chosen):
         t, data = ed.sg.tensors[idx], consts[idx]
-        half = ed.add_tensor(list(t.shape), np.dtype(np.float16), data=data.astype(np.float16).reshape(tuple(t.shape)))
+        half = ed.add_tensor(list(t.shape), np.dtype(np.float16), data=data.astype(np.float16))
         deq = ed.add_op("DEQUANTIZE", [half], list(t.shape))
         ed.replace_uses(idx, deq)
         converted += 1

@@ -15,6 +15,7 @@ from .tflite_file import OP_NAMES
 
 _NP_TO_TFL = {np.dtype(np.float32): schema.TensorType.FLOAT32, np.dtype(np.int32): schema.TensorType.INT32,
               np.dtype(np.float16): schema.TensorType.FLOAT16}
+_TFL_TO_NP = {v: k for k, v in _NP_TO_TFL.items()}
 
 # (options type, options class) per op this module writes, and the op version it needs. Ops whose
 # options are all defaults get none written (None): the runtime parses defaults, the file is
@@ -48,15 +49,28 @@ class GraphEditor:
         t.type = _NP_TO_TFL[np.dtype(dtype)]
         t.name = name
         t.hasRank = True
-        if data is not None:
-            buf = schema.BufferT()
-            buf.data = np.frombuffer(np.ascontiguousarray(data, dtype=dtype).tobytes(), dtype=np.uint8)
-            self.model.buffers.append(buf)
-            t.buffer = len(self.model.buffers) - 1
-        else:
-            t.buffer = 0
+        t.buffer = 0
         self.sg.tensors.append(t)
+        if data is not None:
+            self.set_constant(len(self.sg.tensors) - 1, np.asarray(data, dtype=dtype))
         return len(self.sg.tensors) - 1
+
+    def set_constant(self, index: int, data: np.ndarray) -> None:
+        """Give tensor `index` its own buffer holding `data` (its dtype and shape must fit)."""
+        buf = schema.BufferT()
+        buf.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
+        self.model.buffers.append(buf)
+        self.sg.tensors[index].buffer = len(self.model.buffers) - 1
+
+    def constant(self, index: int) -> np.ndarray | None:
+        """The data of a constant float32 / float16 / int32 tensor, in its shape; None otherwise."""
+        t = self.sg.tensors[index]
+        dtype = _TFL_TO_NP.get(t.type)
+        buf = self.model.buffers[t.buffer] if t.buffer < len(self.model.buffers) else None
+        if dtype is None or not t.buffer or buf is None or buf.data is None or len(buf.data) == 0:
+            return None
+        return np.frombuffer(np.asarray(buf.data, dtype=np.uint8).tobytes(), dtype=dtype).reshape(
+            tuple(int(d) for d in t.shape))
 
     def const_int32(self, values: Iterable[int] | np.ndarray) -> int:
         arr = np.asarray(values, dtype=np.int32)

@@ -24,8 +24,6 @@ from .idct_rebuild import match_permutation, plan_weight, rebuild_weight
 from .layouts import onnx2tf_layout
 from .tflite_graph_edit import GraphEditor
 
-_DTYPES = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.FLOAT16: np.float16}
-
 
 class _TfliteOps:
     def __init__(self, ed: GraphEditor, basis) -> None:  # type: ignore[no-untyped-def]
@@ -110,21 +108,12 @@ def fr_layer_outputs(model: schema.ModelT, weights: list[FRWeight],
     return out
 
 
-def _const_array(model: schema.ModelT, tensor: schema.TensorT) -> np.ndarray | None:
-    dtype = _DTYPES.get(tensor.type)
-    buf = model.buffers[tensor.buffer] if tensor.buffer < len(model.buffers) else None
-    if dtype is None or buf is None or buf.data is None or len(buf.data) == 0:
-        return None
-    return np.frombuffer(np.asarray(buf.data, dtype=np.uint8).tobytes(), dtype=dtype).reshape(
-        tuple(int(s) for s in tensor.shape))
-
-
 def _find_weight(ed: GraphEditor, w: FRWeight, taken: set[int]) -> tuple[int, tuple[int, ...]] | None:
     """(tensor the weight's consumers read, permutation); follows a DEQUANTIZE of an fp16 constant."""
-    for idx, t in enumerate(ed.sg.tensors):
+    for idx in range(len(ed.sg.tensors)):
         if idx in taken:
             continue
-        arr = _const_array(ed.model, t)
+        arr = ed.constant(idx)
         if arr is None:
             continue
         perm = match_permutation(arr, w.dense)
@@ -150,10 +139,8 @@ def _input_weight(ed: GraphEditor, index: int, ndim: int) -> tuple[int, tuple[in
     perm = tuple(onnx2tf_layout(ndim)[1] or range(ndim))
     users = ed.consumers(index)
     if len(users) == 1 and ed.op_name(users[0]) == "TRANSPOSE":
-        t = ed.sg.tensors[int(users[0].inputs[1])]
-        data = ed.model.buffers[t.buffer].data
-        if data is not None and len(data):
-            tperm = np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype=np.int32)
+        tperm = ed.constant(int(users[0].inputs[1]))
+        if tperm is not None:
             return int(users[0].outputs[0]), tuple(perm[int(p)] for p in tperm)
     return index, perm
 

@@ -78,13 +78,10 @@ def _specialise(path: Path, example: dict[str, torch.Tensor], output_shapes: lis
     """Give the dynamic spatial axes their real sizes, let onnxsim fold the shape arithmetic,
     and check the outputs come out with the real shapes."""
     model = onnx.load(str(path))
-    for v in model.graph.input:
-        if v.name in example:
-            for dim, size in zip(v.type.tensor_type.shape.dim, example[v.name].shape):
-                dim.ClearField("dim_param")
-                dim.dim_value = int(size)
-    for v, shape in zip(model.graph.output, output_shapes):
-        for dim, size in zip(v.type.tensor_type.shape.dim, shape):
+    sizes = {name: tuple(t.shape) for name, t in example.items()}
+    sizes.update({v.name: tuple(shape) for v, shape in zip(model.graph.output, output_shapes)})
+    for v in list(model.graph.input) + list(model.graph.output):
+        for dim, size in zip(v.type.tensor_type.shape.dim, sizes.get(v.name, ())):
             dim.ClearField("dim_param")
             dim.dim_value = int(size)
     del model.graph.value_info[:]
