@@ -9,21 +9,29 @@ from .bench_result import BenchResult
 SCHEMA_VERSION = 1
 
 
-def add_to_parity_html(chart: Path, parity_html: Path) -> bool:
-    """Put the latency chart into an existing parity report (one self-contained page for both)."""
+PARITY_HTML_LIMIT = 256 << 20  # a parity.html holds its pictures inline: the UNet's is a few MB
+
+
+def parity_html_with_chart(chart: Path, parity_html: Path, dest: Path) -> bool:
+    """Write `dest`: the convert folder's parity report with the latency chart added (one
+    self-contained page for both). The folder's own page is read, never rewritten: bench
+    writes only into its --out."""
     import base64
+
+    from converter.errors import ManifestError
+    from converter.safe_files import read_bounded
 
     if not parity_html.is_file():
         return False
-    page = parity_html.read_text()
+    page = read_bounded(parity_html, PARITY_HTML_LIMIT, "parity report", ManifestError).decode("utf-8", "replace")
     marker = "<!-- frlite-bench -->"
     section = (f"{marker}<h2 id='bench'>Latency (frlite bench)</h2><img alt='latency chart' "
                f"src='data:image/png;base64,{base64.b64encode(chart.read_bytes()).decode()}'>")
-    if marker in page:  # replace the previous bench section
+    if marker in page:  # a page that already has a bench section: replace it
         page = page[:page.index(marker)] + section + "</body></html>"
     else:
         page = page.replace("</body></html>", section + "</body></html>")
-    parity_html.write_text(page)
+    dest.write_text(page)
     return True
 
 

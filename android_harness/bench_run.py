@@ -3,12 +3,14 @@ the host or on one or more phones (in parallel), plus on-device parity when aske
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from converter.convert_folder import ConvertFolder
 from converter.errors import UsageError
+from runtimes.reference_model import ReferenceRequest
 
 from .adb_client import Adb
 from .bench_result import BenchResult
@@ -30,26 +32,31 @@ class BenchRequest:
     apk: bool = False
     parity: bool = False
     adb: str | None = None
+    reference: ReferenceRequest = field(default_factory=ReferenceRequest)  # for --parity
 
 
-def _jobs(target: Path) -> tuple[list[DeviceJob], Path | None]:
+def _jobs(target: Path) -> tuple[list[DeviceJob], ConvertFolder | None]:
+    """What to run: a lone .tflite file, or every .tflite of a convert folder, each checked
+    against the manifest's sha256 before it is run or pushed (ConvertFolder.artifact_file)."""
     if target.is_file() and target.suffix == ".tflite":
         from converter.tflite_file import read_tflite
 
         # a lone file: its precision is what its weights are stored in (fp16 constants -> fp16)
         fp16 = any(t.dtype == "float16" and t.const_bytes for t in read_tflite(target).tensors)
         return [DeviceJob(target, target.name, "fp16" if fp16 else "fp32")], None
-    if target.is_dir() and (target / "manifest.json").is_file():
-        from converter.manifest import read_manifest
-
-        seen, jobs = set(), []
-        for art in read_manifest(target).artifacts:
+    if target.is_dir() and (target / "manifest.json").exists():
+        folder = ConvertFolder.open(target)
+        seen: set[str] = set()
+        tflite = []
+        for art in folder.manifest.artifacts:
             if art.runtime == "tflite" and art.path not in seen:
                 seen.add(art.path)
-                jobs.append(DeviceJob(target / art.path, art.path, art.precision, art.mode, art.inputs, art.outputs))
-        if not jobs:
+                tflite.append(art)
+        if not tflite:
             raise UsageError(f"{target} holds no .tflite artifact; convert with --target tflite-cpu/gpu/nnapi")
-        return jobs, target
+        folder.verify_all(tflite)  # every file before the first runs
+        jobs = [DeviceJob(folder.artifact_file(a), a.path, a.precision, a.mode, a.inputs, a.outputs) for a in tflite]
+        return jobs, folder
     raise UsageError(f"{target} is neither a .tflite file nor a `frlite convert` folder")
 
 
@@ -79,11 +86,14 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], dict | None]:
     adb = Adb(req.adb)
     serials = select_devices(adb, req.devices)
     samples = None
+    reference = None
     if req.parity:
-        from converter.manifest import read_manifest
         from runtimes.parity_inputs import load_inputs
+        from runtimes.reference_model import reference_runtime
 
-        samples = [s.arrays for s in load_inputs(None, read_manifest(folder).model_inputs, 1, 0)]
+        assert folder is not None
+        samples = [s.arrays for s in load_inputs(None, folder.manifest.model_inputs, 1, 0)]
+        reference = reference_runtime(folder, req.reference)  # before anything is pushed
 
     def one_device(serial: str) -> tuple[list[BenchResult], dict]:
         out: list[BenchResult] = []
@@ -102,19 +112,18 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], dict | None]:
         for res, outs in pool.map(one_device, serials):
             results += res
             parity_outputs.update(outs)
-    parity = _device_parity(folder, samples, parity_outputs) if samples is not None else None
+    parity = None
+    if samples is not None:
+        assert folder is not None and reference is not None
+        parity = _device_parity(folder, reference, samples, parity_outputs)
     return results, parity
 
 
-def _device_parity(folder: Path | None, samples, outputs: dict) -> dict:  # type: ignore[no-untyped-def]
+def _device_parity(folder: ConvertFolder, ref, samples, outputs: dict) -> dict:  # type: ignore[no-untyped-def]
     """The phone's outputs compared with PyTorch by the parity checker's own metrics."""
-    from converter.manifest import read_manifest
     from runtimes.parity_metrics import DEFAULT_TOLERANCES, compare, guess_task, task_metrics
-    from runtimes.parity_run import _reference
 
-    assert folder is not None
-    manifest = read_manifest(folder)
-    ref = _reference(manifest, folder)
+    manifest = folder.manifest
     refs = [ref.run(s) for s in samples]
     report: dict = {}
     for (label, runtime), outs in outputs.items():

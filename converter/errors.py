@@ -39,3 +39,15 @@ class DataError(FrliteError):
     """Input images, masks or arrays that cannot be read or do not fit the model."""
 
     exit_code = 2
+
+
+class ManifestError(FrliteError):
+    """A convert folder or its manifest.json that is malformed, unsafe, or does not match its files.
+
+    Exit 2: the folder is the user's input, like a bad command line."""
+
+    exit_code = 2
+
+
+class IntegrityError(ManifestError):
+    """A file whose sha256 (or size) differs from what the manifest records."""

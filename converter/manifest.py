@@ -6,11 +6,14 @@ downstream guesses a layout from a shape. Bump FORMAT_VERSION on incompatible ch
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import FrliteError
+from .errors import FrliteError, ManifestError, UsageError
+from .manifest_schema import manifest_from_json
+from .safe_files import read_bounded
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -97,29 +100,33 @@ class Manifest:
         raise FrliteError(f"manifest has no {mode}/{target}/{precision} artifact; convert it first")
 
 
-def _tensor(d: dict[str, Any]) -> TensorInfo:
-    return TensorInfo(**d)
+def manifest_limit() -> int:
+    """Largest manifest.json read, in bytes: FRLITE_MANIFEST_MAX_BYTES, default 16 MiB (the UNet's
+    manifest with three modes, two targets and two precisions is under 100 KB)."""
+    raw = os.environ.get("FRLITE_MANIFEST_MAX_BYTES", "")
+    if raw:
+        if not raw.isdigit() or int(raw) <= 0:
+            raise UsageError(f"FRLITE_MANIFEST_MAX_BYTES={raw!r} is not a positive whole number of bytes")
+        return int(raw)
+    return 16 << 20
 
 
 def read_manifest(folder: str | Path) -> Manifest:
+    """The folder's manifest, validated in full (manifest_schema.py) before any of it is used.
+
+    Bounded read of a regular file; malformed JSON, unknown or missing keys, wrong types,
+    unknown runtimes and unsafe paths are ManifestError (one line, exit 2)."""
     folder = Path(folder)
     path = folder / MANIFEST_NAME
-    if not path.is_file():
-        raise FrliteError(f"{folder} has no {MANIFEST_NAME}; pass a folder written by `frlite convert`")
+    if not folder.is_dir():
+        raise ManifestError(f"{folder} is not a folder; pass a folder written by `frlite convert`")
+    if not path.exists() and not path.is_symlink():
+        raise ManifestError(f"{folder} has no {MANIFEST_NAME}; pass a folder written by `frlite convert`")
+    limit = manifest_limit()
+    data = read_bounded(path, limit, "manifest", ManifestError, " (FRLITE_MANIFEST_MAX_BYTES raises it)")
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise FrliteError(f"{path} is not readable JSON ({exc}); re-run `frlite convert`") from exc
-    if data.get("format_version") != FORMAT_VERSION:
-        raise FrliteError(f"{path} has format version {data.get('format_version')}, this frlite reads {FORMAT_VERSION}; re-run `frlite convert`")
-    arts = []
-    for a in data["artifacts"]:
-        a = dict(a)
-        a["inputs"] = [_tensor(t) for t in a["inputs"]]
-        a["outputs"] = [_tensor(t) for t in a["outputs"]]
-        a["parity"] = ArtifactParity(**a["parity"]) if a.get("parity") else None
-        arts.append(Artifact(**a))
-    data["model_inputs"] = [_tensor(t) for t in data["model_inputs"]]
-    data["model_outputs"] = [_tensor(t) for t in data["model_outputs"]]
-    data["artifacts"] = arts
-    return Manifest(**data)
+        parsed = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise ManifestError(f"{path} is not valid JSON ({first}); re-convert") from exc
+    return manifest_from_json(parsed, str(path), FORMAT_VERSION)

@@ -89,16 +89,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     loaded = load_fr_model(args.model, args.weights)
     runtimes = []
     if args.converted:
-        from converter.manifest import read_manifest
+        from converter.convert_folder import ConvertFolder
         from runtimes.base import RunOptions
         from runtimes.loader import open_artifact
 
-        folder = Path(args.converted)
-        seen = set()
-        for art in read_manifest(folder).artifacts:
-            if (art.path, art.runtime) not in seen:  # one file serves several tflite targets
-                seen.add((art.path, art.runtime))
-                runtimes.append((art.path, open_artifact(folder, art, RunOptions(threads=args.threads))))
+        folder = ConvertFolder.open(args.converted)
+        arts = list({(a.path, a.runtime): a for a in folder.manifest.artifacts}.values())  # one file, several targets
+        folder.verify_all(arts)  # sha256 of every file before any runs
+        runtimes = [(a.path, open_artifact(folder.root, a, RunOptions(threads=args.threads))) for a in arts]
     totals: dict[str, list[float]] = {"pytorch": []}
     for image, mask in zip(args.images, args.masks):
         x = load_image(image)
@@ -163,7 +161,8 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     try:
         report = run_parity(args.folder, args.inputs, args.samples, args.seed, _split(args.runtimes) if args.runtimes else None,
                             _split(args.variants) if args.variants else None, args.atol, args.rtol, args.task,
-                            args.threads, keep_outputs="html" in formats, layers=args.layers)
+                            args.threads, keep_outputs="html" in formats, layers=args.layers,
+                            reference=_reference_request(args))
     except FrliteError as exc:
         if exc.exit_code == 1:
             exc.exit_code = 2  # exit 1 is reserved for "a comparison failed"
@@ -191,6 +190,22 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def _reference_request(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """Where `parity` / `bench --parity` take the PyTorch reference from (runtimes/reference_model.py)."""
+    from runtimes.reference_model import ReferenceRequest
+
+    return ReferenceRequest(args.model, args.weights, args.trust_model_code)
+
+
+def _add_reference_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--model", metavar="SPEC", help=f"{what}: the PyTorch model to compare with (unet, file.py:factory, "
+                   "package.module:factory); default: the manifest's spec when it is a built-in name")
+    p.add_argument("--weights", metavar="CKPT", help="its checkpoint; default the manifest's (either way its sha256 must "
+                   "equal the manifest's checkpoint_sha256)")
+    p.add_argument("--trust-model-code", action="store_true", help="import and run the Python file or module the "
+                   "folder's manifest names as the model spec (runs code from the folder: only for folders you trust)")
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from android_harness.bench_report import write_reports
     from android_harness.bench_run import BenchRequest, run_bench
@@ -198,17 +213,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.host and args.device:
         raise UsageError("--host and --device exclude each other")
     delegates = _split(args.delegate) if args.delegate else (["xnnpack", "cpu"] if args.host else ["xnnpack"])
-    req = BenchRequest(Path(args.target), args.device, args.host, delegates, args.threads, args.runs, args.warmup,
-                       args.min_seconds, Path(args.benchmark_binary) if args.benchmark_binary else None, args.apk, args.parity)
+    target, out = Path(args.target), Path(args.out)
+    if target.is_dir() and (out.resolve() == target.resolve() or target.resolve() in out.resolve().parents):
+        raise UsageError(f"--out {out} is inside TARGET {target}; bench never writes into its input folder, choose another --out")
+    req = BenchRequest(target, args.device, args.host, delegates, args.threads, args.runs, args.warmup,
+                       args.min_seconds, Path(args.benchmark_binary) if args.benchmark_binary else None, args.apk, args.parity,
+                       reference=_reference_request(args))
     results, parity = run_bench(req)
-    out = Path(args.out)
     written = write_reports(results, out)
-    from android_harness.bench_report import add_to_parity_html
+    from android_harness.bench_report import parity_html_with_chart
 
-    target = Path(args.target)
-    html_report = (target / "parity" / "parity.html") if target.is_dir() else None
-    if html_report is not None and add_to_parity_html(written[2], html_report):
-        written.append(html_report)
+    if target.is_dir() and parity_html_with_chart(written[2], target / "parity" / "parity.html", out / "parity.html"):
+        written.append(out / "parity.html")
     if parity is not None:
         import json as _json
 
@@ -279,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", action="store_true", help="for a file that diverges, compare every FR layer's output and name the first bad one")
     p.add_argument("--format", nargs="+", default=["json", "md", "html"], help="json,md,html")
     p.add_argument("--out", metavar="REPORT_DIR", help="default DIR/parity")
+    _add_reference_options(p, "the reference")
     p.set_defaults(func=_cmd_parity)
 
     p = sub.add_parser("bench", help="benchmark .tflite files on a phone over adb, or on this host")
@@ -293,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark-binary", metavar="PATH", help="the android_arm64 benchmark_model you downloaded")
     p.add_argument("--apk", action="store_true", help="use the installed benchmark APK instead of the binary")
     p.add_argument("--parity", action="store_true", help="also run seeded inputs on the phone and compare with PyTorch")
-    p.add_argument("--out", default="bench-results", help="folder for bench.json, bench.md, bench_latency.png")
+    p.add_argument("--out", default="bench-results", help="folder for bench.json, bench.md, bench_latency.png "
+                   "(and parity.html: TARGET's parity report with the latency chart); never inside TARGET")
+    _add_reference_options(p, "with --parity")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("evaluate", help="segmentation Dice of the PyTorch FR model on images with masks")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from converter.convert_folder import member_path
 from converter.fr_layers import fr_layers
 from converter.manifest import Artifact
 
@@ -99,7 +100,7 @@ def compare_layers(model: torch.nn.Module, folder: Path, art: Artifact, feeds: d
     if not art.layer_outputs:
         return LayerComparison([], None, tolerance, "this file records no layer mapping (e.g. ORT format)")
     ref = torch_layer_outputs(model, [feeds[i.model_name] for i in art.inputs])
-    path = folder / art.path
+    path = member_path(folder, art.path, "artifact")
     got = _onnx_layer_outputs(path, art, feeds) if art.runtime == "onnxruntime" else _tflite_layer_outputs(path, art, feeds)
     rows, first, previous = [], None, 0.0
     for layer in ref:  # model order

@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from converter.convert_folder import member_path
+from converter.errors import ManifestError
 from converter.manifest import Artifact, TensorInfo
 
 from .base import RunOptions, Runtime, TensorSpec
@@ -16,8 +18,12 @@ def tensor_spec(info: TensorInfo) -> TensorSpec:
 
 def open_artifact(folder: Path, artifact: Artifact, options: RunOptions | None = None) -> Runtime:
     """A Runtime whose `run` takes and returns arrays in the model's own layout, keyed by the
-    model's tensor names (the manifest maps them to the artifact's)."""
-    path = Path(folder) / artifact.path
+    model's tensor names (the manifest maps them to the artifact's).
+
+    The path goes through the convert folder's one path check (inside the folder, a regular
+    file); callers handing over a folder they did not write check its hashes first
+    (ConvertFolder.artifact_file)."""
+    path = member_path(Path(folder), artifact.path, "artifact")
     specs = {i.name: tensor_spec(i) for i in artifact.inputs + artifact.outputs}
     if artifact.runtime == "onnxruntime":
         from .onnxruntime_runtime import OnnxRuntime
@@ -31,7 +37,7 @@ def open_artifact(folder: Path, artifact: Artifact, options: RunOptions | None =
 
         rt = LiteRTRuntime(path, options, specs)
     else:
-        raise ValueError(f"unknown runtime {artifact.runtime!r} in manifest")
+        raise ManifestError(f"artifact {artifact.path} has the unknown runtime {artifact.runtime!r}; frlite runs onnxruntime and tflite")
     return _Renamed(rt, {i.name: i.model_name for i in artifact.inputs + artifact.outputs})
 
 

@@ -1,14 +1,14 @@
 """`frlite parity`: the same inputs through PyTorch, ONNX Runtime and LiteRT, compared.
 
-Reads the convert folder's manifest (artifacts, tensor names, layouts), builds the reference
-(the FR model itself, from the spec and checkpoint the manifest records), runs every artifact in
+Reads the convert folder's manifest (artifacts, tensor names, layouts) and checks every file
+it will run against the manifest's sha256, builds the reference (the FR model itself: from the
+command line's --model, a built-in spec, or --trust-model-code; reference_model.py), runs every artifact in
 every asked runtime variant, and returns a ParityReport the report writers turn into JSON,
 Markdown and HTML. Timings live apart from the numbers, so two runs on the same inputs give
 identical reports apart from `timings`.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import time
@@ -17,13 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from converter.errors import FrliteError, UsageError
-from converter.manifest import Artifact, Manifest, read_manifest
+from converter.convert_folder import ConvertFolder
+from converter.errors import UsageError
+from converter.manifest import Artifact
 
-from .base import RunOptions, TensorSpec
+from .base import RunOptions
 from .loader import open_artifact
 from .parity_inputs import load_inputs
 from .parity_metrics import DEFAULT_TOLERANCES, OutputMetrics, TaskMetrics, compare, guess_task, task_metrics
+from .reference_model import ReferenceRequest, reference_runtime
 
 SCHEMA_VERSION = 1
 RUNTIME_VARIANTS = {"onnxruntime": ["default", "no-opt"], "tflite": ["xnnpack", "builtin", "reference"]}
@@ -119,34 +121,36 @@ def _environment(threads: int) -> dict[str, object]:
             "versions": {p: version(p) for p in ("torch", "onnxruntime", "ai-edge-litert", "onnx", "numpy")}}
 
 
-def _reference(manifest: Manifest, folder: Path):  # type: ignore[no-untyped-def]
-    from converter.model_loading import load_fr_model
-
-    from .torch_runtime import TorchRuntime
-
-    ckpt = manifest.checkpoint
-    if ckpt is not None:
-        p = Path(ckpt)
-        if not p.exists():
-            raise FrliteError(f"the manifest's checkpoint {ckpt} is gone; it is the reference, restore it or re-convert")
-        if hashlib.sha256(p.read_bytes()).hexdigest() != manifest.checkpoint_sha256:
-            raise FrliteError(f"checkpoint {ckpt} changed since {folder} was converted (sha256 differs); re-convert")
-    model = load_fr_model(manifest.model_spec, ckpt).model
-    specs = [TensorSpec(t.model_name, tuple(t.shape), t.dtype, t.layout) for t in manifest.model_inputs]
-    outs = [TensorSpec(t.model_name, tuple(t.shape), t.dtype, t.layout) for t in manifest.model_outputs]
-    return TorchRuntime(model, specs, outs)
+def _select(folder: ConvertFolder, runtimes: list[str], chosen: dict[str, list[str]]) -> dict[tuple[str, str], list[Artifact]]:
+    """The manifest's artifacts grouped by file (one tflite file serves cpu, gpu and nnapi
+    targets), keeping those the --runtimes / --variants filters run; none is an error."""
+    files: dict[tuple[str, str], list[Artifact]] = {}
+    for art in folder.manifest.artifacts:
+        if art.runtime in runtimes:
+            files.setdefault((art.path, art.runtime), []).append(art)
+    held = sorted({a.runtime for a in folder.manifest.artifacts})
+    if not files:
+        raise UsageError(f"--runtimes {','.join(runtimes)} selects none of the files of {folder.root} "
+                         f"(they run on: {', '.join(held)}); nothing would be compared")
+    if not any(chosen.get(rt) for _, rt in files):
+        raise UsageError(f"--variants selects no variant of the runtimes of {folder.root}'s files "
+                         f"({'; '.join(f'{rt}: ' + ','.join(RUNTIME_VARIANTS[rt]) for rt in held)}); nothing would be compared")
+    return {k: v for k, v in files.items() if chosen.get(k[1])}
 
 
 def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int = 2, seed: int = 0,
                runtimes: list[str] | None = None, variants: list[str] | None = None,
                atol: float | None = None, rtol: float | None = None, task: str | None = None,
-               threads: int = 1, keep_outputs: bool = True, layers: bool = False) -> ParityReport:
-    folder = Path(folder)
-    manifest = read_manifest(folder)
+               threads: int = 1, keep_outputs: bool = True, layers: bool = False,
+               reference: ReferenceRequest | None = None) -> ParityReport:
     runtimes = runtimes or ["torch", "onnxruntime", "tflite"]
     for r in runtimes:
         if r not in ("torch", "onnxruntime", "tflite"):
             raise UsageError(f"--runtimes {r!r} is not one of: torch, onnxruntime, tflite")
+    if "torch" not in runtimes:
+        raise UsageError("--runtimes must include torch: PyTorch is the reference")
+    if set(runtimes) == {"torch"}:
+        raise UsageError("--runtimes torch alone compares nothing: add onnxruntime and/or tflite")
     if task is not None and task not in ("segmentation", "classification", "none"):
         raise UsageError(f"--task {task!r} is not one of: segmentation, classification, none")
     chosen: dict[str, list[str]] = {k: list(v) for k, v in DEFAULT_VARIANTS.items()}
@@ -156,23 +160,21 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
             if owner is None:
                 raise UsageError(f"--variants {v!r} is not one of: {', '.join(sum(RUNTIME_VARIANTS.values(), []))}")
         chosen = {rt: [v for v in vs if v in variants] for rt, vs in RUNTIME_VARIANTS.items()}
+    conv = ConvertFolder.open(folder)
+    manifest = conv.manifest
+    files = _select(conv, runtimes, chosen)
+    conv.verify_all([a for arts in files.values() for a in arts])  # before any file or model runs
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     data = load_inputs(inputs, manifest.model_inputs, samples, seed)
-    reference = _reference(manifest, folder)
-    refs = [reference.run(s.arrays) for s in data]
+    reference_rt = reference_runtime(conv, reference)
+    refs = [reference_rt.run(s.arrays) for s in data]
     _release_memory()
     timings["reference"] = time.perf_counter() - t0
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     spawn = multiprocessing.get_context("spawn")
-
-    # group the manifest's artifacts by file: one tflite file serves cpu, gpu and nnapi targets
-    files: dict[tuple[str, str], list[Artifact]] = {}
-    for art in manifest.artifacts:
-        if art.runtime in runtimes:
-            files.setdefault((art.path, art.runtime), []).append(art)
     results: list[RunResult] = []
     kept: dict[str, dict[str, list]] = {"reference": {n: [r[n] for r in refs] for n in refs[0]}} if keep_outputs else {}
     for (path, runtime), arts in files.items():
@@ -182,7 +184,7 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
             t1 = time.perf_counter()
             try:
                 with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-                    outs = pool.submit(_run_file, str(folder), art, threads, variant, [s.arrays for s in data]).result()
+                    outs = pool.submit(_run_file, str(conv.root), art, threads, variant, [s.arrays for s in data]).result()
             except Exception as exc:  # a runtime that cannot run the file is a failed comparison
                 results.append(RunResult(label, art.mode, [a.target for a in arts], art.precision, path, runtime,
                                          variant, [], False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"))
@@ -204,8 +206,6 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
                     kept.setdefault(label, {})[name] = [o[name] for o in outs]
             results.append(RunResult(label, art.mode, [a.target for a in arts], art.precision, path, runtime, variant,
                                      out_results, all(o.passed for o in out_results)))
-    if "torch" not in runtimes:
-        raise UsageError("--runtimes must include torch: PyTorch is the reference")
     tol_table = {p: {"atol_times_ref_scale": a, "rtol": r} for p, (a, r) in DEFAULT_TOLERANCES.items()}
     if atol is not None or rtol is not None:
         tol_table["given"] = {"atol": atol if atol is not None else -1, "rtol": rtol if rtol is not None else -1}
@@ -218,10 +218,10 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
                 continue  # per-layer detail where a file diverges
             art = next(a for a in manifest.artifacts if a.path == res.path and a.runtime == res.runtime)
             a_rel, _ = DEFAULT_TOLERANCES.get(art.precision, (1e-3, 0.0))
-            cmp = compare_layers(reference.model, folder, art, data[0].arrays, a_rel)
+            cmp = compare_layers(reference_rt.model, conv.root, art, data[0].arrays, a_rel)
             layer_reports[res.label] = asdict(cmp)
     timings["total"] = time.perf_counter() - t0
     return ParityReport(
-        SCHEMA_VERSION, str(folder), manifest.model_spec, manifest.checkpoint_sha256, "torch",
+        SCHEMA_VERSION, str(conv.root), manifest.model_spec, manifest.checkpoint_sha256, "torch",
         [{"source": s.source, "sha256": s.sha256()} for s in data], tol_table, _environment(threads),
-        results, all(r.passed for r in results), layer_reports, timings, kept)
+        results, bool(results) and all(r.passed for r in results), layer_reports, timings, kept)
