@@ -105,7 +105,7 @@ def test_two_devices_in_parallel_and_folder_target(phone, small_tflite: Path) ->
 
 
 def test_on_device_parity_feeds_the_checker(phone, small_tflite: Path) -> None:  # type: ignore[no-untyped-def]
-    r = phone([_device("P")], str(small_tflite), "--delegate", "gpu", "--parity")
+    r = phone([_device("P")], str(small_tflite), "--delegate", "gpu", "--parity", "--model", "tests.models.small_fr:decoder")
     assert r.returncode == 0, r.stdout + r.stderr
     parity = json.loads((phone.tmp / "res" / "device_parity.json").read_text())
     assert len(parity) == 4 and all(p["passed"] for p in parity.values())
@@ -157,18 +157,22 @@ def test_host_backend(small_tflite: Path, tmp_path: Path) -> None:
     assert lat["count"] >= 3 and lat["min_us"] <= lat["median_us"] <= lat["p90_us"]
 
 
-def test_chart_joins_the_parity_html(small_tflite: Path, tmp_path: Path) -> None:
+def test_chart_joins_the_parity_html_in_out_only(small_tflite: Path, tmp_path: Path) -> None:
     import shutil
 
     folder = tmp_path / "conv"
     shutil.copytree(small_tflite, folder)
     exe = Path(sys.executable).with_name("frlite")
-    assert subprocess.run([str(exe), "parity", str(folder), "--format", "html"], capture_output=True, cwd=REPO).returncode == 0
+    assert subprocess.run([str(exe), "parity", str(folder), "--format", "html", "--model", "tests.models.small_fr:decoder"],
+                          capture_output=True, cwd=REPO).returncode == 0
+    before = (folder / "parity" / "parity.html").read_bytes()
     r = subprocess.run([str(exe), "bench", str(folder), "--host", "--runs", "2", "--min-seconds", "0", "--delegate", "xnnpack",
                         "--out", str(tmp_path / "b")], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
-    page = (folder / "parity" / "parity.html").read_text()
+    assert (folder / "parity" / "parity.html").read_bytes() == before  # the input folder is never written
+    page = (tmp_path / "b" / "parity.html").read_text()
     assert page.count("<h2 id='bench'>Latency (frlite bench)</h2>") == 1 and "alt='latency chart'" in page
+    assert page.startswith(before.decode()[:200])
 
 
 def test_a_device_that_stops_answering_times_out(phone, small_tflite: Path) -> None:  # type: ignore[no-untyped-def]

@@ -15,6 +15,11 @@ from converter.convert_pipeline import ConvertRequest, convert
 from converter.shape_spec import parse_input_shape
 from converter.tflite_file import load_model_object, save_model_object
 from runtimes.parity_run import run_parity
+from runtimes.reference_model import ReferenceRequest
+
+DEC = ReferenceRequest("tests.models.small_fr:decoder")  # the folders name test code: the tests name it too
+CLS = ReferenceRequest("tests.models.small_fr:classifier")
+DEC_ARGS = ("--model", "tests.models.small_fr:decoder")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +39,7 @@ def classifier_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_cli_passes_and_writes_three_reports(decoder_out: Path, tmp_path: Path) -> None:
-    r = run_cli("parity", str(decoder_out), "--out", str(tmp_path / "rep"), "--variants", "default,no-opt,xnnpack,builtin")
+    r = run_cli("parity", str(decoder_out), *DEC_ARGS, "--out", str(tmp_path / "rep"), "--variants", "default,no-opt,xnnpack,builtin")
     assert r.returncode == 0, r.stdout + r.stderr
     data = json.loads((tmp_path / "rep" / "parity.json").read_text())
     assert data["schema_version"] == 1 and data["passed"] is True
@@ -51,7 +56,7 @@ def test_cli_passes_and_writes_three_reports(decoder_out: Path, tmp_path: Path) 
 
 
 def test_metrics_match_an_independent_computation(decoder_out: Path) -> None:
-    rep = run_parity(decoder_out, samples=1, seed=7)
+    rep = run_parity(decoder_out, samples=1, seed=7, reference=DEC)
     ref = rep.samples_kept["reference"]["output"][0].astype(np.float64)
     for res in rep.results:
         got = rep.samples_kept[res.label]["output"][0].astype(np.float64)
@@ -65,8 +70,8 @@ def test_metrics_match_an_independent_computation(decoder_out: Path) -> None:
 
 
 def test_same_inputs_same_report_apart_from_timings(decoder_out: Path) -> None:
-    a = run_parity(decoder_out, samples=2, seed=3).to_json()
-    b = run_parity(decoder_out, samples=2, seed=3).to_json()
+    a = run_parity(decoder_out, samples=2, seed=3, reference=DEC).to_json()
+    b = run_parity(decoder_out, samples=2, seed=3, reference=DEC).to_json()
     a.pop("timings"), b.pop("timings")
     assert a == b
 
@@ -80,8 +85,9 @@ def test_broken_artifact_fails_with_exit_1(decoder_out: Path, tmp_path: Path) ->
     w = np.frombuffer(np.asarray(biggest.data, np.uint8).tobytes(), np.float32) * 1.05
     biggest.data = np.frombuffer(w.astype(np.float32).tobytes(), np.uint8)
     save_model_object(model, tfl)
+    _record_new_hash(broken, "tflite/dense_fp32.tflite")  # a converter bug, not tampering: the manifest agrees
     assert biggest_size(decoder_out) == 8 * 6 * 3 * 3  # the buffer scaled is up1's weight
-    r = run_cli("parity", str(broken), "--out", str(tmp_path / "rep"), "--format", "md", "json", "--layers")
+    r = run_cli("parity", str(broken), *DEC_ARGS, "--out", str(tmp_path / "rep"), "--format", "md", "json", "--layers")
     assert r.returncode == 1, r.stdout + r.stderr
     md = (tmp_path / "rep" / "parity.md").read_text()
     assert "| tflite/dense_fp32.tflite | tflite (xnnpack) | **FAIL** |" in md
@@ -94,6 +100,17 @@ def test_broken_artifact_fails_with_exit_1(decoder_out: Path, tmp_path: Path) ->
     assert rows["up1.weight"] > 1e-2 and all(v > 1e-3 for v in rows.values())  # it propagates
 
 
+def _record_new_hash(folder: Path, rel: str) -> None:
+    import hashlib
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    data = (folder / rel).read_bytes()
+    for art in manifest["artifacts"]:
+        if art["path"] == rel:
+            art["sha256"], art["size_bytes"] = hashlib.sha256(data).hexdigest(), len(data)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
 def biggest_size(folder: Path) -> int:
     from converter.tflite_file import read_tflite
 
@@ -102,7 +119,7 @@ def biggest_size(folder: Path) -> int:
 
 
 def test_classification_task_metrics(classifier_out: Path) -> None:
-    rep = run_parity(classifier_out, samples=3)
+    rep = run_parity(classifier_out, samples=3, reference=CLS)
     for res in rep.results:
         (out,) = res.outputs
         assert out.task == "classification"
@@ -112,7 +129,7 @@ def test_classification_task_metrics(classifier_out: Path) -> None:
 def test_bad_inputs_exit_2(decoder_out: Path, tmp_path: Path) -> None:
     bad = tmp_path / "x.npy"
     np.save(bad, np.zeros((1, 8, 10, 13), np.float32))
-    r = run_cli("parity", str(decoder_out), "--inputs", str(bad), "--out", str(tmp_path / "rep"))
+    r = run_cli("parity", str(decoder_out), *DEC_ARGS, "--inputs", str(bad), "--out", str(tmp_path / "rep"))
     assert r.returncode == 2 and "input input has shape (1, 8, 10, 13), the model expects (1, 8, 10, 12)" in r.stderr
     r = run_cli("parity", str(tmp_path), "--out", str(tmp_path / "rep"))
     assert r.returncode == 2 and "no manifest.json" in r.stderr
@@ -120,7 +137,7 @@ def test_bad_inputs_exit_2(decoder_out: Path, tmp_path: Path) -> None:
     assert r.returncode == 2 and "--format 'pdf'" in r.stderr
     good = tmp_path / "ok.npz"
     np.savez(good, input=np.random.default_rng(0).random((1, 8, 10, 12), dtype=np.float32))
-    r = run_cli("parity", str(decoder_out), "--inputs", str(good), "--out", str(tmp_path / "rep2"), "--format", "json")
+    r = run_cli("parity", str(decoder_out), *DEC_ARGS, "--inputs", str(good), "--out", str(tmp_path / "rep2"), "--format", "json")
     assert r.returncode == 0, r.stderr
 
 
@@ -129,7 +146,7 @@ def test_html_renders_in_headless_chromium(decoder_out: Path, tmp_path: Path) ->
     if chromium is None:
         pytest.fail("Debian's chromium is not installed; .ci/run installs it (apt-get install chromium)")
     rep_dir = tmp_path / "rep"
-    assert run_cli("parity", str(decoder_out), "--out", str(rep_dir), "--format", "html").returncode == 0
+    assert run_cli("parity", str(decoder_out), *DEC_ARGS, "--out", str(rep_dir), "--format", "html").returncode == 0
     page = (rep_dir / "parity.html").read_text()
     assert "http://" not in page and "https://" not in page  # self-contained
     probe = tmp_path / "probe.html"
