@@ -429,3 +429,31 @@ def test_bench_leaves_target_byte_identical(folder: Path, tmp_path: Path, capsys
     code, line = cli(capsys, "bench", str(folder), "--host", "--out", str(folder / "bench"))
     assert code == 2 and "bench never writes into its input folder" in line
     assert tree_digest(folder) == before
+
+
+def test_layer_map_naming_a_tensor_the_file_lacks_is_a_note(folder: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """--layers on a diverging file whose manifest maps a layer to a tensor index the file lacks."""
+    import numpy as np
+
+    from converter.tflite_file import load_model_object, save_model_object
+
+    tfl = folder / "tflite" / "dense_fp32.tflite"
+    model = load_model_object(tfl)
+    biggest = max((b for b in model.buffers if b.data is not None and len(b.data) >= 64), key=lambda b: len(b.data))
+    biggest.data = np.frombuffer((np.frombuffer(np.asarray(biggest.data, np.uint8).tobytes(), np.float32) * 1.5)
+                                 .astype(np.float32).tobytes(), np.uint8)
+    save_model_object(model, tfl)
+    data = tfl.read_bytes()
+
+    def record(d: dict) -> None:
+        a = art(d, "dense_fp32.tflite")
+        a.update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+        a["layer_outputs"] = {k: 10 ** 6 for k in a["layer_outputs"]}
+    edit_manifest(folder, record)
+    code = main(["parity", str(folder), "--model", SPEC, "--layers", "--runtimes", "torch,tflite", "--format", "json",
+                 "--out", str(tmp_path / "rep")])
+    captured = capsys.readouterr()
+    assert code == 1 and "Traceback" not in captured.err  # the file fails; the layer map is reported, not raised
+    (cmp,) = json.loads((tmp_path / "rep" / "parity.json").read_text())["layers"].values()
+    assert cmp["note"].startswith("layers not compared:") and cmp["first_divergent"] is None
