@@ -35,7 +35,10 @@ def member_path(folder: Path, relative: str, what: str = "file") -> Path:
     if real != root and root not in real.parents:
         raise ManifestError(f"{what} {relative} of {folder} leads outside the folder (to {real}); "
                             "frlite reads only files inside a convert folder")
-    st = os.stat(real)
+    try:
+        st = os.stat(real)
+    except OSError as exc:
+        raise ManifestError(f"{what} {relative} of {folder} cannot be read: {exc.strerror or exc}") from exc
     if not stat.S_ISREG(st.st_mode):
         raise ManifestError(f"{what} {relative} of {folder} is not a regular file (a folder, device or FIFO)")
     return real
