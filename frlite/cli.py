@@ -342,9 +342,18 @@ def _raise_terminated(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, _raise_terminated)
+            previous[sig] = signal.signal(sig, _raise_terminated)
+    try:
+        return _run(args)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except FrliteError as exc:
@@ -357,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         signum = exc.signum if isinstance(exc, _Terminated) else signal.SIGINT
-        print(f"frlite {args.command}: interrupted ({signal.Signals(signum).name}); nothing was written", file=sys.stderr)
+        print(f"frlite {args.command}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
         return 128 + int(signum)
 
 
