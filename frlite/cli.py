@@ -179,17 +179,17 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         report = run_parity(args.folder, args.inputs, args.samples, args.seed, _split(args.runtimes) if args.runtimes else None,
                             _split(args.variants) if args.variants else None, args.atol, args.rtol, args.task,
                             args.threads, keep_outputs="html" in formats, layers=args.layers)
+        written = []
+        writers = {"json": (write_json, "parity.json"), "md": (write_markdown, "parity.md"), "html": (write_html, "parity.html")}
+        with writer as tmp:
+            for f in formats:
+                fn, name = writers[f]
+                fn(report, tmp / name)
+                written.append(writer.out / name)
     except FrliteError as exc:
         if exc.exit_code == 1:
             exc.exit_code = 2  # exit 1 is reserved for "a comparison failed"
         raise
-    written = []
-    writers = {"json": (write_json, "parity.json"), "md": (write_markdown, "parity.md"), "html": (write_html, "parity.html")}
-    with writer as tmp:
-        for f in formats:
-            fn, name = writers[f]
-            fn(report, tmp / name)
-            written.append(writer.out / name)
     for r in report.results:
         state = "ERROR" if r.error else ("pass" if r.passed else "FAIL")
         worst = r.worst_rel_error
