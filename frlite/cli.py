@@ -213,6 +213,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if args.host and args.device:
         raise UsageError("--host and --device exclude each other")
+    from android_harness.adb_client import check_serial
+
+    for serial in args.device or []:
+        check_serial(serial)  # bad usage, before anything is read or run
     delegates = _split(args.delegate) if args.delegate else (["xnnpack", "cpu"] if args.host else ["xnnpack"])
     req = BenchRequest(Path(args.target), args.device, args.host, delegates, args.threads, args.runs, args.warmup,
                        args.min_seconds, Path(args.benchmark_binary) if args.benchmark_binary else None, args.apk, args.parity)

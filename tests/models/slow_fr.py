@@ -1,4 +1,4 @@
-"""A small FR model whose forward takes a second: long enough for a test to act while
+"""A small FR model whose forward takes 0.3 s: long enough for a test to act while
 `frlite convert` is between creating its temp folder and renaming it (signals, races)."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class Slow(nn.Module):
         self.inner = classifier()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        time.sleep(1.0)
+        time.sleep(0.3)
         return self.inner(x)
 
 
