@@ -299,6 +299,32 @@ def test_signal_during_convert_leaves_nothing(tmp_path: Path, sig: int) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_sigterm_during_onnx2tf_stops_the_worker_too(tmp_path: Path) -> None:
+    """The onnx2tf child must not outlive frlite and keep writing into a removed temp folder."""
+    import psutil
+
+    exe = Path(sys.executable).with_name("frlite")
+    proc = subprocess.Popen([str(exe), "convert", CLS, "--input", SHAPE, "--target", "tflite-cpu", "--out",
+                             str(tmp_path / "out"), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    parent = psutil.Process(proc.pid)
+    worker = None
+    deadline = time.monotonic() + 180
+    while worker is None and proc.poll() is None and time.monotonic() < deadline:
+        for child in parent.children(recursive=True):
+            try:
+                if "converter.onnx2tf_worker" in " ".join(child.cmdline()):
+                    worker = child
+            except psutil.Error:
+                pass
+        time.sleep(0.05)
+    assert worker is not None, "the onnx2tf worker never started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    one_line(proc.returncode, err, "interrupted (SIGTERM)", expect=143)
+    assert not worker.is_running()  # killed and reaped by frlite itself, not left to finish or to init
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---------------------------------------------------------------- item 5: the final move cannot clobber
 
 @pytest.mark.parametrize("renameat2", [True, False], ids=["renameat2", "fallback"])
