@@ -19,7 +19,7 @@ import numpy as np
 
 from converter.errors import FrliteError, UsageError
 
-from .adb_client import Adb, AdbError
+from .adb_client import Adb, AdbError, check_serial
 from .bench_result import BenchResult, LatencyStats
 from .binary_abi import binary_abi
 from .output_parser import BenchmarkOutput, parse_benchmark_output
@@ -28,6 +28,7 @@ REMOTE_DIR = "/data/local/tmp/frlite"
 APK_ACTIVITY = "org.tensorflow.lite.benchmark/.BenchmarkModelActivity"
 DEVICE_DELEGATES = ("cpu", "xnnpack", "gpu", "nnapi")
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_LIST_SEPARATORS = re.compile(r"[,:\s]")  # benchmark_model splits --input_layer* values on these
 
 
 def delegate_flags(delegate: str, precision: str | None) -> list[str]:
@@ -57,6 +58,8 @@ class DeviceFacts:
 
 
 def select_devices(adb: Adb, wanted: list[str] | None) -> list[str]:
+    for serial in wanted or []:
+        check_serial(serial)
     devices = adb.devices()
     if not devices:
         raise AdbError("no Android device found: connect a phone with USB debugging on (adb devices lists none)")
@@ -137,8 +140,9 @@ class DeviceBench:
             proc = self.adb.shell(self.serial, [f"{REMOTE_DIR}/benchmark_model", *args], timeout_s=self.timeout_s, check=False)
             return proc.stdout + proc.stderr, proc.returncode
         self.adb.run(["logcat", "-c"], self.serial)
-        arg_string = " ".join(args)  # every piece is ours: flags and sanitised /data/local/tmp paths
-        self.adb.shell(self.serial, ["am", "start", "-S", "-n", APK_ACTIVITY, "--es", "args", f'"{arg_string}"'])
+        # one `--es args` value; the APK splits it on spaces, and every piece is ours (flags and
+        # sanitised /data/local/tmp paths); the adb client quotes it for the device's shell
+        self.adb.shell(self.serial, ["am", "start", "-S", "-n", APK_ACTIVITY, "--es", "args", " ".join(args)])
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
             log = self.adb.run(["logcat", "-d", "-s", "tflite:*"], self.serial).stdout
@@ -183,6 +187,9 @@ class DeviceBench:
             for k, sample in enumerate(samples):
                 value_files, names, shapes = [], [], []
                 for info in job.inputs:
+                    if _LIST_SEPARATORS.search(info.name):
+                        raise FrliteError(f"input name {info.name!r} holds a character benchmark_model uses to separate "
+                                          "its --input_layer lists (, : or whitespace); re-run `frlite convert` with plain names")
                     arr = sample[info.model_name]
                     if info.perm_from_model:
                         arr = arr.transpose(info.perm_from_model)

@@ -24,7 +24,7 @@ def main() -> None:
     images = [str(Path(args.fixture) / f"in000{i}.png") for i in range(4)]
     frlite = str(Path(sys.executable).with_name("frlite"))
     secs, peak, code = run_measured([frlite, "parity", args.folder, "--inputs", *images, "--out",
-                                     str(Path(args.folder).parent / "parity_bench")])
+                                     str(Path(args.folder).parent / "parity_bench"), "--overwrite"])
     print(f"frlite parity, 4 images x every file of {args.folder}: {secs:.1f} s, peak {peak / 1e9:.2f} GB "
           f"(process tree), exit code {code}")
 

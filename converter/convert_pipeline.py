@@ -40,7 +40,7 @@ from .fr_layers import fr_layers
 from .layouts import model_layout, onnx2tf_layout
 from .manifest import Artifact, ArtifactParity, Manifest, TensorInfo
 from .model_loading import load_fr_model
-from .model_spec import portable_spec
+from .model_spec import portable_spec, spec_file
 from .onnx2tf_runner import run_onnx2tf
 from .onnx_export import export_onnx, simplify_onnx, summarize_onnx
 from .onnx_idct import inject_idct_onnx, onnx_layer_outputs
@@ -210,6 +210,9 @@ def convert(req: ConvertRequest) -> ConvertResult:
         req.parity_samples = 1 if big_inputs else 2
     if "int8-dynamic" in req.precisions and req.modes != ["dense"]:
         raise UsageError("--precision int8-dynamic applies to --mode dense only (idct rebuilds fp32 weights at run time)")
+    # --out is checked before any work: a bad one is bad usage and nothing runs
+    writer = AtomicFolder(req.out, req.overwrite, inputs=[req.weights, spec_file(req.model_spec)], kind="convert")
+    writer.check()
     log = _Log(req.progress)
     _release_memory(first=True)
     mem = _PeakMemory()
@@ -232,7 +235,7 @@ def convert(req: ConvertRequest) -> ConvertResult:
     example, ref_outputs, out_names, layer_shapes = _probe(model, req)
     done()
 
-    with AtomicFolder(req.out, req.overwrite) as tmp:
+    with writer as tmp:
         work = tmp / ".work"
         work.mkdir()
         artifacts: list[Artifact] = []
@@ -331,7 +334,7 @@ def convert(req: ConvertRequest) -> ConvertResult:
         total = time.perf_counter() - t_all
         log(f"done in {total:.1f} s, peak memory {mem.sample() / 2**30:.2f} GiB (this process)")
         (tmp / "convert.log").write_text("\n".join(log.lines) + "\n")
-    return ConvertResult(req.out, manifest, total, mem.peak, steps)
+    return ConvertResult(writer.out, manifest, total, mem.peak, steps)
 
 
 def _worst_error(runtime, samples: list[dict[str, np.ndarray]], ref_outputs: list[list[np.ndarray]],  # type: ignore[no-untyped-def]

@@ -91,3 +91,28 @@ def portable_spec(spec: str) -> str:
     if sep and (target.endswith(".py") or "/" in target or "\\" in target):
         return f"{Path(target).resolve()}:{attr}"
     return spec.strip()
+
+
+def spec_file(spec: str) -> Path | None:
+    """The file (or package folder) a spec's code lives in, found without running any of it, so
+    an output path can be refused before it could overwrite the model's own source."""
+    spec = spec.strip()
+    if spec in BUILTINS or ":" not in spec:
+        return None
+    target = spec.rpartition(":")[0]
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        return Path(target)
+    from importlib.machinery import PathFinder
+
+    search: list[str] | None = [os.getcwd(), *sys.path]
+    found = None
+    for part in target.split("."):
+        found = PathFinder.find_spec(part, search) if search is not None else None
+        if found is None:
+            return None
+        search = list(found.submodule_search_locations or []) or None
+    if found is None:
+        return None
+    if found.submodule_search_locations:  # a package: its folder holds the code
+        return Path(list(found.submodule_search_locations)[0])
+    return Path(found.origin) if found.origin else None

@@ -67,17 +67,23 @@ def run_onnx2tf(onnx_path: Path, workdir: Path, tflite_out: Path, input_names: l
     with log_path.open("w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "converter.onnx2tf_worker", str(req_path)],
                                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=repo_root)
-        ps = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            try:
-                rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
-                peak = max(peak, rss)
-            except psutil.Error:
-                pass
-            if time.perf_counter() - start > timeout_s:
-                proc.kill()
-                raise FrliteError(f"onnx2tf took longer than {timeout_s:.0f} s and was stopped; see {log_path}")
-            time.sleep(0.2)
+        try:
+            ps = psutil.Process(proc.pid)
+            while proc.poll() is None:
+                try:
+                    rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
+                    peak = max(peak, rss)
+                except psutil.Error:
+                    pass
+                if time.perf_counter() - start > timeout_s:
+                    raise FrliteError(f"onnx2tf took longer than {timeout_s:.0f} s and was stopped; see {log_path}")
+                time.sleep(0.2)
+        except BaseException:
+            # timeout, Ctrl-C, SIGTERM/SIGHUP: the worker must not outlive us and keep writing
+            # into a temp folder that is being removed
+            proc.kill()
+            proc.wait()
+            raise
     seconds = time.perf_counter() - start
     if not res_path.exists():
         raise FrliteError(f"onnx2tf crashed (exit code {proc.returncode}): {_last_error(log_path)}")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Sequence
@@ -66,14 +68,21 @@ def _inspect_factorized(args: argparse.Namespace) -> int:
 
 
 def _cmd_pack(args: argparse.Namespace) -> int:
-    from converter.compact_format import write_compact
+    from converter.compact_format import MAGIC, encode_compact
     from converter.model_loading import compact_from_model, load_fr_model
+    from converter.model_spec import spec_file
+    from converter.output_folder import AtomicFile, file_starts_with
 
+    writer = AtomicFile(args.out, args.overwrite, inputs=[args.checkpoint, spec_file(args.model)],
+                        recognise=file_starts_with(MAGIC, "an frlite compact checkpoint (.frl)"))
+    writer.check()  # before loading anything: a bad --out is bad usage
     loaded = load_fr_model(args.model, args.checkpoint)
     assert loaded.checkpoint is not None
     meta = {"model_spec": args.model, "source_sha256": loaded.checkpoint.sha256}
-    size = write_compact(args.out, compact_from_model(loaded.model, meta))
-    print(f"wrote {args.out}: {size:,} bytes (source {loaded.checkpoint.size_bytes:,} bytes)")
+    data = encode_compact(compact_from_model(loaded.model, meta))
+    with writer as tmp:
+        tmp.write_bytes(data)
+    print(f"wrote {writer.out}: {len(data):,} bytes (source {loaded.checkpoint.size_bytes:,} bytes)")
     return 0
 
 
@@ -147,6 +156,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
+    from converter.model_spec import spec_file
+    from converter.output_folder import AtomicFolder
     from runtimes.parity_run import run_parity
     from runtimes.report_html import write_html
     from runtimes.report_json import write_json
@@ -158,22 +169,28 @@ def _cmd_parity(args: argparse.Namespace) -> int:
             raise UsageError(f"--format {f!r} is not one of: json, md, html")
     if args.reference != "torch":
         raise UsageError("--reference must be torch (the FR model itself)")
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder; pass a folder written by `frlite convert`")
+    writer = AtomicFolder(args.out or folder / "parity", args.overwrite, kind="parity",
+                          inputs=[folder, *(args.inputs or []), args.weights, spec_file(args.model) if args.model else None])
+    writer.check()  # before the run: a bad --out is bad usage
     try:
         report = run_parity(args.folder, args.inputs, args.samples, args.seed, _split(args.runtimes) if args.runtimes else None,
                             _split(args.variants) if args.variants else None, args.atol, args.rtol, args.task,
                             args.threads, keep_outputs="html" in formats, layers=args.layers,
                             reference=_reference_request(args))
+        written = []
+        writers = {"json": (write_json, "parity.json"), "md": (write_markdown, "parity.md"), "html": (write_html, "parity.html")}
+        with writer as tmp:
+            for f in formats:
+                fn, name = writers[f]
+                fn(report, tmp / name)
+                written.append(writer.out / name)
     except FrliteError as exc:
         if exc.exit_code == 1:
             exc.exit_code = 2  # exit 1 is reserved for "a comparison failed"
         raise
-    out = Path(args.out or Path(args.folder) / "parity")
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    writers = {"json": (write_json, "parity.json"), "md": (write_markdown, "parity.md"), "html": (write_html, "parity.html")}
-    for f in formats:
-        fn, name = writers[f]
-        written.append(fn(report, out / name))
     for r in report.results:
         state = "ERROR" if r.error else ("pass" if r.passed else "FAIL")
         worst = r.worst_rel_error
@@ -209,27 +226,36 @@ def _add_reference_options(p: argparse.ArgumentParser, what: str) -> None:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from android_harness.bench_report import write_reports
     from android_harness.bench_run import BenchRequest, run_bench
+    from converter.model_spec import spec_file
+    from converter.output_folder import AtomicFolder
 
     if args.host and args.device:
         raise UsageError("--host and --device exclude each other")
+    from android_harness.adb_client import check_serial
+
+    for serial in args.device or []:
+        check_serial(serial)  # bad usage, before anything is read or run
     delegates = _split(args.delegate) if args.delegate else (["xnnpack", "cpu"] if args.host else ["xnnpack"])
-    target, out = Path(args.target), Path(args.out)
-    if target.is_dir() and (out.resolve() == target.resolve() or target.resolve() in out.resolve().parents):
-        raise UsageError(f"--out {out} is inside TARGET {target}; bench never writes into its input folder, choose another --out")
+    target = Path(args.target)
+    if target.is_dir() and target.resolve() in Path(args.out).resolve().parents:
+        raise UsageError(f"--out {args.out} is inside TARGET {target}; bench never writes into its input folder, choose another --out")
     req = BenchRequest(target, args.device, args.host, delegates, args.threads, args.runs, args.warmup,
                        args.min_seconds, Path(args.benchmark_binary) if args.benchmark_binary else None, args.apk, args.parity,
                        reference=_reference_request(args))
+    # bench never writes into its input folder (nor over the binary or the reference's files)
+    writer = AtomicFolder(args.out, args.overwrite, inputs=[args.target, args.benchmark_binary, args.weights,
+                                                            spec_file(args.model) if args.model else None], kind="bench")
+    writer.check()  # before any benchmark runs: a bad --out is bad usage
     results, parity = run_bench(req)
-    written = write_reports(results, out)
     from android_harness.bench_report import parity_html_with_chart
 
-    if target.is_dir() and parity_html_with_chart(written[2], target / "parity" / "parity.html", out / "parity.html"):
-        written.append(out / "parity.html")
-    if parity is not None:
-        import json as _json
-
-        (out / "device_parity.json").write_text(_json.dumps(parity, indent=2) + "\n")
-        written.append(out / "device_parity.json")
+    with writer as tmp:
+        written = [writer.out / p.name for p in write_reports(results, tmp)]
+        if target.is_dir() and parity_html_with_chart(tmp / written[2].name, target / "parity" / "parity.html", tmp / "parity.html"):
+            written.append(writer.out / "parity.html")
+        if parity is not None:
+            (tmp / "device_parity.json").write_text(json.dumps(parity, indent=2) + "\n")
+            written.append(writer.out / "device_parity.json")
     for r in results:
         where = r.device.get("serial", "host")
         if r.error:
@@ -264,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("--model", metavar="SPEC", required=True)
     p.add_argument("--out", required=True, help="output file, e.g. model.frl")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing .frl file")
     p.set_defaults(func=_cmd_pack)
 
     p = sub.add_parser("convert", help="convert an FR model to ONNX / ORT / TFLite in dense and idct form")
@@ -276,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="onnx, ort-mobile, tflite-cpu, tflite-gpu, tflite-nnapi (several allowed)")
     p.add_argument("--precision", nargs="+", default=["fp32"], help="fp32, fp16, int8-dynamic (TFLite)")
     p.add_argument("--out", required=True, help="output folder (written whole or not at all)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder frlite wrote")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_convert)
 
@@ -295,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", action="store_true", help="for a file that diverges, compare every FR layer's output and name the first bad one")
     p.add_argument("--format", nargs="+", default=["json", "md", "html"], help="json,md,html")
     p.add_argument("--out", metavar="REPORT_DIR", help="default DIR/parity")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report folder frlite wrote")
     _add_reference_options(p, "the reference")
     p.set_defaults(func=_cmd_parity)
 
@@ -312,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity", action="store_true", help="also run seeded inputs on the phone and compare with PyTorch")
     p.add_argument("--out", default="bench-results", help="folder for bench.json, bench.md, bench_latency.png "
                    "(and parity.html: TARGET's parity report with the latency chart); never inside TARGET")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing results folder frlite wrote")
     _add_reference_options(p, "with --parity")
     p.set_defaults(func=_cmd_bench)
 
@@ -326,9 +355,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM / SIGHUP turned into the same unwinding as Ctrl-C, so every output writer removes
+    its temp folder (a kill used to leave `.out.partial-*` behind)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, _raise_terminated)
+    try:
+        return _run(args)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except FrliteError as exc:
@@ -337,9 +391,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         one_line = " ".join(str(exc).split())
         print(f"frlite {args.command}: error: {one_line}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("frlite: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        if args.debug:
+            raise
+        signum = exc.signum if isinstance(exc, _Terminated) else signal.SIGINT
+        print(f"frlite {args.command}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + int(signum)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ echo "== 1. the authors' checkpoint, loaded into the built-in FR UNet"
 
 echo
 echo "== 2. frlite's compact checkpoint (authors' unet_fr.pt: 40,539 bytes)"
-"$FRLITE" pack "$CKPT" --model unet --out "$OUT/unet.frl"
+"$FRLITE" pack "$CKPT" --model unet --out "$OUT/unet.frl" --overwrite
 
 echo
 echo "== 3. PyTorch Dice on the fixture images (README: 0.978770 0.979274 0.974674 0.980772)"
@@ -26,7 +26,7 @@ echo "== 4. convert at 1x3x640x959: dense, idct and factorized; ONNX + TFLite (C
 
 echo
 echo "== 5. parity: the four fixture images through PyTorch, ONNX Runtime and LiteRT"
-"$FRLITE" parity "$OUT/unet" --inputs "$FIXTURE"/in000{0,1,2,3}.png --out "$OUT/parity"
+"$FRLITE" parity "$OUT/unet" --inputs "$FIXTURE"/in000{0,1,2,3}.png --out "$OUT/parity" --overwrite
 echo
 echo "converted files, manifest and delegate reports: $OUT/unet (compat/*.md)"
 echo "parity report: $OUT/parity/parity.html (also parity.md, parity.json)"

@@ -149,9 +149,9 @@ def test_missing_binary_says_where_to_get_it(phone, small_tflite: Path) -> None:
 def test_host_backend(small_tflite: Path, tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("frlite")
     r = subprocess.run([str(exe), "bench", str(small_tflite), "--host", "--threads", "1", "--runs", "3",
-                        "--min-seconds", "0", "--out", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+                        "--min-seconds", "0", "--out", str(tmp_path / "b")], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
-    results = json.loads((tmp_path / "bench.json").read_text())["results"]
+    results = json.loads((tmp_path / "b" / "bench.json").read_text())["results"]
     assert len(results) == 4 * 2 and all(x["backend"] == "host" for x in results)
     lat = results[0]["latency"]
     assert lat["count"] >= 3 and lat["min_us"] <= lat["median_us"] <= lat["p90_us"]
