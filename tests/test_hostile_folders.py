@@ -182,10 +182,10 @@ def test_checkpoint_is_checked_against_the_manifest(with_checkpoint: tuple[Path,
     state["up1.weight"] = state["up1.weight"] * 2
     torch.save(state, other)
     got = hashlib.sha256(other.read_bytes()).hexdigest()
-    code, line = cli(capsys, "parity", str(folder), "--model", SPEC, "--weights", str(other), "--out", rep)
+    code, line = cli(capsys, "parity", str(folder), "--model", SPEC, "--weights", str(other), "--out", rep + "2")
     assert code == 2 and got[:12] in line and want[:12] in line and "not the checkpoint the folder was converted from" in line
     shutil.copyfile(other, ckpt)  # the manifest's own checkpoint path, replaced
-    code, line = cli(capsys, "parity", str(folder), "--model", SPEC, "--out", rep)
+    code, line = cli(capsys, "parity", str(folder), "--model", SPEC, "--out", rep + "3")
     assert code == 2 and got[:12] in line and want[:12] in line
 
 

@@ -235,16 +235,16 @@ def test_parity_out_equal_to_its_folder_is_refused(capsys, frlite_folder: Path) 
 
 
 def test_parity_report_folder_is_replaced_only_with_overwrite(capsys, frlite_folder: Path) -> None:  # type: ignore[no-untyped-def]
-    code, err = cli(capsys, "parity", str(frlite_folder), "--samples", "1", "--format", "json")
+    code, err = cli(capsys, "parity", str(frlite_folder), "--model", CLS, "--samples", "1", "--format", "json")
     assert code == 0, err
     report = frlite_folder / "parity"
     assert json.loads((report / MARKER).read_text())["kind"] == "parity"
     assert folder_is_frlites(frlite_folder) is None  # the convert folder with its report inside is still frlite's
     before = tree_hash(report)
-    code, err = cli(capsys, "parity", str(frlite_folder), "--samples", "1", "--format", "json")
+    code, err = cli(capsys, "parity", str(frlite_folder), "--model", CLS, "--samples", "1", "--format", "json")
     one_line(code, err, "already exists", "--overwrite")
     assert tree_hash(report) == before
-    code, err = cli(capsys, "parity", str(frlite_folder), "--samples", "1", "--format", "md", "--overwrite")
+    code, err = cli(capsys, "parity", str(frlite_folder), "--model", CLS, "--samples", "1", "--format", "md", "--overwrite")
     assert code == 0, err
     assert sorted(p.name for p in report.iterdir()) == [MARKER, "parity.md"]
 
