@@ -167,3 +167,20 @@ def read_member(stream: BinaryIO, limit: int) -> bytes:
         if total > limit:
             raise LimitExceeded(total)
     return b"".join(chunks)
+
+
+def read_head(path: str | Path, n: int, what: str = "file", error: type[Exception] = DataError) -> bytes:
+    """The first `n` bytes of a regular file (e.g. an ELF header), without reading the rest."""
+    check_regular_file(path, what, error)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise error(f"{what} {path} is not a regular file; pass a regular file")
+        return os.read(fd, n)
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from converter.array_file import load_npy, load_npz
 from converter.errors import DataError
 from converter.manifest import TensorInfo
 from converter.segmentation import load_image
@@ -50,17 +51,17 @@ def _from_file(path: Path, specs: list[TensorInfo]) -> list[Sample]:
         if len(specs) != 1:
             raise DataError(f"{path}: a .npy feeds a model with one input; use .npz keyed by input name")
         spec = specs[0]
-        arr = np.load(path, allow_pickle=False)
+        arr = load_npy(path)
         if arr.ndim == len(spec.shape) + 1:  # a stack of samples
             return [Sample(f"{path.name}[{i}]", {spec.model_name: _check(spec.model_name, a, spec, path.name)})
                     for i, a in enumerate(arr)]
         return [Sample(path.name, {spec.model_name: _check(spec.model_name, arr, spec, path.name)})]
     if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            missing = [s.model_name for s in specs if s.model_name not in data]
-            if missing:
-                raise DataError(f"{path}: missing input(s) {', '.join(missing)} (has {', '.join(data.files)})")
-            return [Sample(path.name, {s.model_name: _check(s.model_name, data[s.model_name], s, path.name) for s in specs})]
+        data = load_npz(path)
+        missing = [s.model_name for s in specs if s.model_name not in data]
+        if missing:
+            raise DataError(f"{path}: missing input(s) {', '.join(missing)} (has {', '.join(data)})")
+        return [Sample(path.name, {s.model_name: _check(s.model_name, data[s.model_name], s, path.name) for s in specs})]
     raise DataError(f"{path}: not an input file frlite reads (images {'/'.join(IMAGE_SUFFIXES)}, arrays .npy/.npz)")
 
 
