@@ -158,12 +158,13 @@ def _check_segmentation(spec: str, out: object, in_shape: Sequence[int]) -> None
                          f"not per-pixel class scores Nx(C>=2)x{_dims(in_shape[2:])}; it is not a segmentation model")
 
 
-def _split(values: list[str]) -> list[str]:
-    """`--mode dense idct` and `--mode dense,idct` both work."""
+def _split(values: list[str], dedupe: bool = True) -> list[str]:
+    """`--mode dense idct` and `--mode dense,idct` both work. Names (`--output-name`) keep their
+    repeats, so a name given twice is reported, not silently merged."""
     out: list[str] = []
     for v in values:
         out += [p for p in v.split(",") if p]
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(out)) if dedupe else out
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -174,7 +175,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         model_spec=args.model, weights=Path(args.weights) if args.weights else None,
         inputs=parse_input_shapes(args.input or []), out=Path(args.out),
         modes=_split(args.mode), targets=_split(args.target), precisions=_split(args.precision),
-        output_names=_split(args.output_name) if args.output_name else None, overwrite=args.overwrite,
+        output_names=_split(args.output_name, dedupe=False) if args.output_name else None, overwrite=args.overwrite,
         progress=(lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True)),
     )
     result = convert(req)
