@@ -594,3 +594,14 @@ def test_argparse_errors_are_one_line_exit_2(argv: list[str], run) -> None:
 def test_argparse_error_in_a_real_process() -> None:
     """The installed command, as CI runs it: the usage block is not printed, one line is."""
     one_line(cli("parity", "somewhere", "--atol", "nan"), 2, "frlite parity: error: argument --atol")
+
+
+@pytest.mark.parametrize("shape,needle", [([1, 3, 99999, 99999], "GB"), ([1, -3, 8, 8], "not sizes"),
+                                          ([1, 3, 0, 8], "not sizes")])
+def test_seeded_samples_of_a_manifest_shape_that_cannot_fit(shape: list[int], needle: str) -> None:
+    from converter.manifest import TensorInfo
+    from runtimes.parity_inputs import load_inputs
+
+    spec = TensorInfo("input", shape, "float32", "NCHW", "input")
+    with pytest.raises(DataError, match=needle):
+        load_inputs(None, [spec], 2, 0)
