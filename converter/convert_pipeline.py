@@ -40,7 +40,7 @@ from .batch_stat_norm import clone_for_export
 from .errors import FrliteError, UsageError
 from .fr_layers import fr_layers
 from .layouts import model_layout, onnx2tf_layout
-from .memory_estimate import check_forward_fits
+from .memory_estimate import UnbatchedRecorder, check_forward_fits
 from .manifest import Artifact, ArtifactParity, Manifest, TensorInfo
 from .model_loading import load_fr_model
 from .model_spec import portable_spec
@@ -471,11 +471,16 @@ def _probe(model: nn.Module, req: ConvertRequest) -> tuple[dict[str, torch.Tenso
         return hook
 
     hooks = [layer.register_forward_hook(recorder(f"{name}.weight" if name else "weight")) for name, layer in fr_layers(model)]
+    unbatched = UnbatchedRecorder(model)
     for sample in _samples(example, req):
         try:
             with torch.no_grad():
                 out = model(*[torch.from_numpy(sample[n]) for n in example])
+            unbatched.check(req.inputs)
+        except UsageError:
+            raise
         except Exception as exc:
+            unbatched.check(req.inputs)  # the likelier cause, named plainly
             shapes = ", ".join(f"{s.name}:{'x'.join(map(str, s.shape))}" for s in req.inputs)
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UsageError(f"the model rejects input shape {shapes}: {type(exc).__name__}: {first[:200]}; "
@@ -486,6 +491,7 @@ def _probe(model: nn.Module, req: ConvertRequest) -> tuple[dict[str, torch.Tenso
         refs.append([o.detach().float().numpy() for o in outs])
     for h in hooks:
         h.remove()
+    unbatched.remove()
     n_out = len(refs[0])
     names = req.output_names or (["output"] if n_out == 1 else [f"output_{i}" for i in range(n_out)])
     if len(names) != n_out:
