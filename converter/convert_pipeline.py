@@ -364,8 +364,8 @@ def convert(req: ConvertRequest) -> ConvertResult:
             art.parity = ArtifactParity(len(ref_outputs), worst * 1.0, worst, tol, ok)
             log(f"  {art.path}: max |error| / scale = {worst:.2e} (tolerance {tol:.0e}) {'ok' if ok else 'MISMATCH'}")
             if not ok:
-                failures.append(f"{art.path} ({'NaN/Inf in its output' if not math.isfinite(worst) else f'{worst:.2e}'}"
-                                f" > {tol:.0e})")
+                failures.append(f"{art.path} (NaN/Inf in its output)" if not math.isfinite(worst)
+                                else f"{art.path} ({worst:.2e} > {tol:.0e})")
         done()
         if failures:
             raise FrliteError("conversion does not match PyTorch on seeded inputs: " + "; ".join(failures)
