@@ -266,6 +266,8 @@ def decode_compact(data: bytes, source: str = "compact checkpoint") -> CompactCh
             deltas = _decode_varints(payload[istart:istart + e["index_bytes"]], nnz, source)
             if nnz and (deltas[1:] <= 0).any():
                 raise h.bad(f"tensors[{i}]", "has positions that are not strictly ascending")
+            if nnz and int(deltas.max()) >= numel:  # also keeps the cumulative sum far from int64 overflow
+                raise h.bad(f"tensors[{i}]", f"has a position step {int(deltas.max()):,} outside the tensor's {numel:,} values")
             pos = np.cumsum(deltas)
             if nnz and not 0 <= pos[-1] < numel:
                 raise h.bad(f"tensors[{i}]", f"has a position {int(pos[-1]):,} outside the tensor's {numel:,} values")
