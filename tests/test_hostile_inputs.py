@@ -51,9 +51,10 @@ def listing(folder: Path) -> list[str]:
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def run(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     """`frlite` in this process (no interpreter start per case: the suite stays fast): argv in,
-    exit code and captured stdout / stderr out. The limit variable is restored afterwards, also
+    exit code and stdout / stderr out, captured at the file descriptors (native libraries' logs
+    count as stderr lines too). The limit variable is restored afterwards, also
     when --max-file-mb set it."""
     from frlite.cli import main
 
@@ -62,12 +63,12 @@ def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  #
         monkeypatch.delenv("FRLITE_MAX_FILE_MB", raising=False)
         for key, value in (env or {}).items():
             monkeypatch.setenv(key, value)
-        capsys.readouterr()
+        capfd.readouterr()
         try:
             code = main(list(args))
         except SystemExit as exc:  # argparse
             code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
+        out, err = capfd.readouterr()
         return subprocess.CompletedProcess(list(args), code, out, err)
     return _run
 
