@@ -19,11 +19,11 @@ def parity_html_with_chart(chart: Path, parity_html: Path, dest: Path) -> bool:
     import base64
 
     from converter.errors import ManifestError
-    from converter.safe_files import read_bounded
+    from converter.bounded_read import read_bounded
 
     if not parity_html.is_file():
         return False
-    page = read_bounded(parity_html, PARITY_HTML_LIMIT, "parity report", ManifestError).decode("utf-8", "replace")
+    page = read_bounded(parity_html, "parity report", ManifestError, PARITY_HTML_LIMIT).decode("utf-8", "replace")
     marker = "<!-- frlite-bench -->"
     section = (f"{marker}<h2 id='bench'>Latency (frlite bench)</h2><img alt='latency chart' "
                f"src='data:image/png;base64,{base64.b64encode(chart.read_bytes()).decode()}'>")

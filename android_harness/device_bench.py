@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from converter.bounded_read import read_bounded
 from converter.errors import FrliteError, UsageError
 
 from .adb_client import Adb, AdbError, check_serial
@@ -209,7 +210,7 @@ class DeviceBench:
                     raise AdbError(f"benchmark_model failed on {self.serial} while writing outputs (exit code {code})")
                 local_out = Path(d) / f"out{k}.raw"
                 self.adb.pull(self.serial, remote_out, str(local_out))
-                flat = np.fromfile(local_out, dtype=np.float32)
+                flat = _floats_from_device(local_out, self.serial)
                 outs, pos = {}, 0
                 for info in job.outputs:
                     n = int(np.prod(info.shape))
@@ -222,3 +223,13 @@ class DeviceBench:
                     pos += n
                 results.append(outs)
         return results
+
+
+def _floats_from_device(path: Path, serial: str) -> np.ndarray:
+    """The phone's output file as float32, read through the bounded reader (device output is
+    untrusted: its size is whatever the phone wrote)."""
+    data = read_bounded(path, f"output file pulled from {serial}", FrliteError)
+    if len(data) % 4:
+        raise FrliteError(f"{serial}: output file holds {len(data)} bytes, not whole float32 values; "
+                          "the benchmark binary wrote something else")
+    return np.frombuffer(data, dtype="<f4")

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .bounded_read import limit_text, max_file_bytes
 from .errors import CheckpointError
 
 MAGIC = b"FRLCKPT\0"
@@ -65,7 +66,7 @@ def _encode_varints(values: np.ndarray) -> bytes:
     return bytes(out)
 
 
-def _decode_varints(buf: bytes, count: int) -> np.ndarray:
+def _decode_varints(buf: bytes, count: int, source: str = "compact checkpoint") -> np.ndarray:
     vals = np.empty(count, dtype=np.int64)
     pos = 0
     for i in range(count):
@@ -73,16 +74,18 @@ def _decode_varints(buf: bytes, count: int) -> np.ndarray:
         v = 0
         while True:
             if pos >= len(buf):
-                raise CheckpointError("compact checkpoint: position data ends early (corrupt file)")
+                raise CheckpointError(f"{source}: position data ends early (corrupt file)")
             byte = buf[pos]
             pos += 1
             v |= (byte & 0x7F) << shift
             if not byte & 0x80:
                 break
             shift += 7
+            if shift > 56:  # past int64: a crafted varint, not a position
+                raise CheckpointError(f"{source}: a position is longer than 64 bits (corrupt file)")
         vals[i] = v
     if pos != len(buf):
-        raise CheckpointError("compact checkpoint: position data has trailing bytes (corrupt file)")
+        raise CheckpointError(f"{source}: position data has trailing bytes (corrupt file)")
     return vals
 
 
@@ -122,7 +125,114 @@ def encode_compact(ckpt: CompactCheckpoint) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
+_KINDS = ("conv2d", "conv_transpose2d", "linear")
+_MAX_RANK = 8
+
+
+class _Header:
+    """Checks one field after another of an untrusted header, naming the first bad one."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def bad(self, where: str, why: str) -> CheckpointError:
+        return CheckpointError(f"{self.source}: header field {where} {why}; the file is damaged or was not written "
+                               "by frlite, re-create it with `frlite pack`")
+
+    def field(self, entry: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+        if key not in entry:
+            raise self.bad(f"{where}.{key}", "is missing")
+        value = entry[key]
+        if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+            raise self.bad(f"{where}.{key}", f"is {type(value).__name__}, not {getattr(kind, '__name__', kind)}")
+        return value
+
+    def count(self, entry: dict[str, Any], key: str, where: str, upper: int) -> int:
+        value = self.field(entry, key, int, where)
+        if not 0 <= value <= upper:
+            raise self.bad(f"{where}.{key}", f"= {value:,} is outside 0..{upper:,}")
+        return int(value)
+
+
+def _read_header(body: bytes, header_len: int, source: str, limit: int) -> dict[str, Any]:
+    if header_len > len(body) - 16:
+        raise CheckpointError(f"{source}: header length {header_len:,} runs past the end of the file; "
+                              "the file is damaged, re-create it with `frlite pack`")
+    inflate = zlib.decompressobj()
+    try:
+        raw = inflate.decompress(body[16:16 + header_len], limit + 1)  # bounded: a zlib bomb stops here
+    except zlib.error as exc:
+        raise CheckpointError(f"{source}: header does not decompress ({exc}); re-create it with `frlite pack`") from exc
+    if len(raw) > limit:
+        raise CheckpointError(f"{source}: header decompresses to more than {limit_text(limit)}; refusing it")
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: header is not valid JSON ({str(exc)[:120]}); re-create it with `frlite pack`") from exc
+    if not isinstance(header, dict) or not isinstance(header.get("tensors"), list):
+        raise CheckpointError(f"{source}: header holds no tensor list; the file is damaged, re-create it with `frlite pack`")
+    if not isinstance(header.get("meta", {}), dict):
+        raise CheckpointError(f"{source}: header field meta is not an object; re-create it with `frlite pack`")
+    return header
+
+
+def _validate_entry(h: _Header, e: object, i: int, payload_len: int, budget: list[int]) -> None:
+    """Every field typed and every count consistent with the payload, before anything is allocated;
+    `budget` holds the bytes the decoded tensors may still take (shared by all entries)."""
+    where = f"tensors[{i}]"
+    if not isinstance(e, dict):
+        raise h.bad(where, f"is {type(e).__name__}, not an object")
+    h.field(e, "name", str, where)
+    shape = h.field(e, "shape", list, where)
+    if len(shape) > _MAX_RANK or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise h.bad(f"{where}.shape", f"= {str(shape)[:80]} is not a list of at most {_MAX_RANK} sizes >= 0")
+    numel = 1
+    for d in shape:
+        numel *= d
+    offset = h.count(e, "offset", where, payload_len)
+    encoding = h.field(e, "encoding", str, where)
+    if encoding == "fr-sparse":
+        itemsize = 4 if "dtype" not in e else torch.empty(0, dtype=_DTYPES[_dtype_field(h, e, where)]).element_size()
+        nnz = h.count(e, "nnz", where, numel)
+        if h.count(e, "values_bytes", where, payload_len) != 4 * nnz:
+            raise h.bad(f"{where}.values_bytes", f"= {e['values_bytes']:,} is not 4 x nnz ({4 * nnz:,})")
+        index_bytes = h.count(e, "index_bytes", where, payload_len)
+        if index_bytes < nnz:
+            raise h.bad(f"{where}.index_bytes", f"= {index_bytes:,} is fewer than one byte per position ({nnz:,})")
+        end = offset + 4 * nnz + index_bytes
+        kind = h.field(e, "kind", str, where)
+        if kind not in _KINDS:
+            raise h.bad(f"{where}.kind", f"= {kind[:40]!r} is not one of {', '.join(_KINDS)}")
+        h.field(e, "config", dict, where)
+        need = numel * max(itemsize, 4)
+    elif encoding == "dense":
+        itemsize = torch.empty(0, dtype=_DTYPES[_dtype_field(h, e, where)]).element_size()
+        nbytes = h.count(e, "nbytes", where, payload_len)
+        if nbytes != numel * itemsize:
+            raise h.bad(f"{where}.nbytes", f"= {nbytes:,} does not match shape {shape} x {itemsize} bytes")
+        end = offset + nbytes
+        need = nbytes
+    else:
+        raise h.bad(f"{where}.encoding", f"= {encoding[:40]!r} is unknown (this frlite reads fr-sparse, dense); "
+                    "or upgrade frlite")
+    if end > payload_len:
+        raise h.bad(where, f"points at bytes {offset:,}..{end:,} past the payload's {payload_len:,}")
+    budget[0] -= need
+    if budget[0] < 0:
+        raise h.bad(f"{where}.shape", f"= {shape} would take the decoded tensors past the limit of {limit_text()}")
+
+
+def _dtype_field(h: _Header, e: dict[str, Any], where: str) -> str:
+    name = h.field(e, "dtype", str, where)
+    if name not in _DTYPES:
+        raise h.bad(f"{where}.dtype", f"= {name[:40]!r} is not one of {', '.join(_DTYPES)}")
+    return str(name)
+
+
 def decode_compact(data: bytes, source: str = "compact checkpoint") -> CompactCheckpoint:
+    """Decode a .frl. The header is untrusted even with a good CRC (anyone can compute one): every
+    field is checked and the decoded size bounded (one crafted shape asked for 3.64 TiB) before
+    any tensor is allocated."""
     if not data.startswith(MAGIC):
         raise CheckpointError(f"{source}: not an frlite compact checkpoint (bad magic)")
     if len(data) < len(MAGIC) + 12:
@@ -133,30 +243,45 @@ def decode_compact(data: bytes, source: str = "compact checkpoint") -> CompactCh
     version, header_len = struct.unpack("<II", body[8:16])
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{source}: format version {version} is not supported (this frlite reads {FORMAT_VERSION}); upgrade frlite")
-    header = json.loads(zlib.decompress(body[16:16 + header_len]))
+    limit = max_file_bytes()
+    header = _read_header(body, header_len, source, limit)
     payload = body[16 + header_len:]
+    h = _Header(source)
+    budget = [limit]
+    names: set[str] = set()
+    for i, e in enumerate(header["tensors"]):
+        _validate_entry(h, e, i, len(payload), budget)
+        if e["name"] in names:
+            raise h.bad(f"tensors[{i}].name", f"= {e['name'][:60]!r} appears twice")
+        names.add(e["name"])
     out = CompactCheckpoint(tensors={}, meta=header.get("meta", {}))
-    for e in header["tensors"]:
+    for i, e in enumerate(header["tensors"]):
         shape = tuple(e["shape"])
         start = e["offset"]
         if e["encoding"] == "fr-sparse":
             nnz = e["nnz"]
+            numel = int(np.prod(shape, dtype=np.int64)) if shape else 1
             values = np.frombuffer(payload, "<f4", nnz, start)
             istart = start + e["values_bytes"]
-            pos = np.cumsum(_decode_varints(payload[istart:istart + e["index_bytes"]], nnz))
-            flat = np.zeros(int(np.prod(shape)), dtype=np.float32)
+            deltas = _decode_varints(payload[istart:istart + e["index_bytes"]], nnz, source)
+            if nnz and (deltas[1:] <= 0).any():
+                raise h.bad(f"tensors[{i}]", "has positions that are not strictly ascending")
+            if nnz and int(deltas.max()) >= numel:  # also keeps the cumulative sum far from int64 overflow
+                raise h.bad(f"tensors[{i}]", f"has a position step {int(deltas.max()):,} outside the tensor's {numel:,} values")
+            pos = np.cumsum(deltas)
+            if nnz and not 0 <= pos[-1] < numel:
+                raise h.bad(f"tensors[{i}]", f"has a position {int(pos[-1]):,} outside the tensor's {numel:,} values")
+            flat = np.zeros(numel, dtype=np.float32)
             flat[pos] = values
             t = torch.from_numpy(flat.reshape(shape))
             if "dtype" in e:
                 t = t.to(_DTYPES[e["dtype"]])
             out.tensors[e["name"]] = t
             out.layers[e["name"]] = LayerInfo(e["kind"], e["config"])
-        elif e["encoding"] == "dense":
+        else:
             raw = bytearray(payload[start:start + e["nbytes"]])
             t = torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
             out.tensors[e["name"]] = t.view(_DTYPES[e["dtype"]]).reshape(shape).clone()
-        else:
-            raise CheckpointError(f"{source}: unknown tensor encoding {e['encoding']!r}; upgrade frlite")
     return out
 
 

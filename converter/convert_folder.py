@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import IntegrityError, ManifestError
 from .manifest import Artifact, Manifest, read_manifest
-from .safe_files import sha256_file
+from .bounded_read import sha256_file
 
 
 def member_path(folder: Path, relative: str, what: str = "file") -> Path:

@@ -20,7 +20,9 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +40,7 @@ from .batch_stat_norm import clone_for_export
 from .errors import FrliteError, UsageError
 from .fr_layers import fr_layers
 from .layouts import model_layout, onnx2tf_layout
+from .memory_estimate import UnbatchedRecorder, check_forward_fits
 from .manifest import Artifact, ArtifactParity, Manifest, TensorInfo
 from .model_loading import load_fr_model
 from .model_spec import portable_spec, spec_file
@@ -90,6 +93,54 @@ def _check_choices(values: list[str], allowed: tuple[str, ...], flag: str) -> No
     for v in values:
         if v not in allowed:
             raise UsageError(f"{flag} {v!r} is not one of: {', '.join(allowed)}")
+
+
+def planned_files(modes: list[str], targets: list[str], precisions: list[str]) -> list[tuple[str, str, str]]:
+    """(mode, target, precision) of every artifact a request writes: ONNX and ORT files are fp32
+    only, factorized .tflite files fp32 / fp16."""
+    out = []
+    for mode in modes:
+        for target in targets:
+            for precision in precisions:
+                if target in ("onnx", "ort-mobile") and precision != "fp32":
+                    continue
+                if target in TFLITE_TARGETS and mode == "factorized" and precision not in ("fp32", "fp16"):
+                    continue
+                out.append((mode, target, precision))
+    return out
+
+
+def _check_plan(req: ConvertRequest) -> None:
+    """A request must write something for every value it names: a --precision no asked target
+    produces (fp16 with --target onnx) would be silently ignored, and zero files is no conversion."""
+    plan = planned_files(req.modes, req.targets, req.precisions)
+    asked = f"--mode {' '.join(req.modes)} --target {' '.join(req.targets)} --precision {' '.join(req.precisions)}"
+    if not plan:
+        raise UsageError(f"{asked} writes no file (ONNX and ORT files are fp32 only); "
+                         "add --precision fp32 or a tflite target")
+    for flag, values, index in (("--mode", req.modes, 0), ("--target", req.targets, 1), ("--precision", req.precisions, 2)):
+        unused = [v for v in values if all(p[index] != v for p in plan)]
+        if unused:
+            raise UsageError(f"{flag} {' '.join(unused)} writes no file with {asked} (ONNX and ORT files are fp32 only); "
+                             "drop it or add a target that takes it")
+
+
+_TENSOR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")  # what --input names allow (shape_spec.py)
+
+
+def _check_names(req: ConvertRequest) -> None:
+    """Output names become graph tensor names next to the inputs': a clash makes an invalid ONNX."""
+    names = req.output_names or []
+    for n in names:
+        if not _TENSOR_NAME.match(n):
+            raise UsageError(f"--output-name {n!r} is not a valid tensor name; use letters, digits, _ . - "
+                             "(not starting with a digit)")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError(f"--output-name {', '.join(dupes)} is given more than once; each output needs its own name")
+    clash = sorted(set(names) & {s.name for s in req.inputs})
+    if clash:
+        raise UsageError(f"--output-name {', '.join(clash)} is also an --input name; inputs and outputs need distinct names")
 
 
 def _sha256(path: Path) -> str:
@@ -210,6 +261,8 @@ def convert(req: ConvertRequest) -> ConvertResult:
         req.parity_samples = 1 if big_inputs else 2
     if "int8-dynamic" in req.precisions and req.modes != ["dense"]:
         raise UsageError("--precision int8-dynamic applies to --mode dense only (idct rebuilds fp32 weights at run time)")
+    _check_plan(req)
+    _check_names(req)
     # --out is checked before any work: a bad one is bad usage and nothing runs
     writer = AtomicFolder(req.out, req.overwrite, inputs=[req.weights, spec_file(req.model_spec)], kind="convert")
     writer.check()
@@ -232,6 +285,7 @@ def convert(req: ConvertRequest) -> ConvertResult:
     done = step(f"load {req.model_spec}" + (f" with {req.weights}" if req.weights else ""))
     loaded = load_fr_model(req.model_spec, req.weights)
     model = loaded.model
+    check_forward_fits(model, req.inputs)  # before any real tensor of that size exists
     example, ref_outputs, out_names, layer_shapes = _probe(model, req)
     done()
 
@@ -309,10 +363,12 @@ def convert(req: ConvertRequest) -> ConvertResult:
                                              _samples(example, req), ref_outputs, out_names)
             worst = measured[key]
             tol = QUICK_TOLERANCE[art.precision]
-            art.parity = ArtifactParity(len(ref_outputs), worst * 1.0, worst, tol, worst <= tol)
-            log(f"  {art.path}: max |error| / scale = {worst:.2e} (tolerance {tol:.0e}) {'ok' if worst <= tol else 'MISMATCH'}")
-            if worst > tol:
-                failures.append(f"{art.path} ({worst:.2e} > {tol:.0e})")
+            ok = worst <= tol  # False for NaN too: `worst > tol` would let a NaN output pass
+            art.parity = ArtifactParity(len(ref_outputs), worst * 1.0, worst, tol, ok)
+            log(f"  {art.path}: max |error| / scale = {worst:.2e} (tolerance {tol:.0e}) {'ok' if ok else 'MISMATCH'}")
+            if not ok:
+                failures.append(f"{art.path} (NaN/Inf in its output)" if not math.isfinite(worst)
+                                else f"{art.path} ({worst:.2e} > {tol:.0e})")
         done()
         if failures:
             raise FrliteError("conversion does not match PyTorch on seeded inputs: " + "; ".join(failures)
@@ -339,11 +395,14 @@ def convert(req: ConvertRequest) -> ConvertResult:
 
 def _worst_error(runtime, samples: list[dict[str, np.ndarray]], ref_outputs: list[list[np.ndarray]],  # type: ignore[no-untyped-def]
                  out_names: list[str]) -> float:
-    """max over samples and outputs of max |got - ref| / max |ref|."""
+    """max over samples and outputs of max |got - ref| / max |ref|; inf when the file outputs any
+    NaN/Inf (the references are finite, _probe checks)."""
     errs = []
     for sample, refs in zip(samples, ref_outputs):
         got = runtime.run(sample)
         for name, ref in zip(out_names, refs):
+            if not np.isfinite(got[name]).all():
+                return math.inf
             scale = float(np.abs(ref).max()) or 1.0
             errs.append(float(np.abs(got[name] - ref).max()) / scale)
     return max(errs)
@@ -383,7 +442,7 @@ def _idct_onnx(model: nn.Module, example: dict[str, torch.Tensor], onnx_inputs: 
                            path=str(dst.relative_to(tmp)), size_bytes=0, sha256="", op_counts={},
                            inputs=onnx_inputs, outputs=onnx_outputs)
             worst = _worst_error(open_artifact(tmp, art, _QUICK_RUN), _samples(example, req), ref_outputs, out_names)
-            if worst > QUICK_TOLERANCE["fp32"]:
+            if not worst <= QUICK_TOLERANCE["fp32"]:
                 log(f"  the graph traced at a reduced size does not match PyTorch at the real size "
                     f"({worst:.2e}); exporting at full size")
                 continue
@@ -415,11 +474,16 @@ def _probe(model: nn.Module, req: ConvertRequest) -> tuple[dict[str, torch.Tenso
         return hook
 
     hooks = [layer.register_forward_hook(recorder(f"{name}.weight" if name else "weight")) for name, layer in fr_layers(model)]
+    unbatched = UnbatchedRecorder(model)
     for sample in _samples(example, req):
         try:
             with torch.no_grad():
                 out = model(*[torch.from_numpy(sample[n]) for n in example])
+            unbatched.check(req.inputs)
+        except UsageError:
+            raise
         except Exception as exc:
+            unbatched.check(req.inputs)  # the likelier cause, named plainly
             shapes = ", ".join(f"{s.name}:{'x'.join(map(str, s.shape))}" for s in req.inputs)
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UsageError(f"the model rejects input shape {shapes}: {type(exc).__name__}: {first[:200]}; "
@@ -430,10 +494,16 @@ def _probe(model: nn.Module, req: ConvertRequest) -> tuple[dict[str, torch.Tenso
         refs.append([o.detach().float().numpy() for o in outs])
     for h in hooks:
         h.remove()
+    unbatched.remove()
     n_out = len(refs[0])
     names = req.output_names or (["output"] if n_out == 1 else [f"output_{i}" for i in range(n_out)])
     if len(names) != n_out:
         raise UsageError(f"--output-name gives {len(names)} names but the model has {n_out} outputs")
+    for i, (name, ref) in enumerate(zip(names, refs[0] if refs else [])):
+        bad = sum(int(np.count_nonzero(~np.isfinite(r[i]))) for r in refs)
+        if bad:  # no conversion can match a NaN, and no tolerance check catches one
+            raise FrliteError(f"PyTorch itself gives {bad:,} NaN/Inf values in output {name!r} on seeded inputs in [0, 1); "
+                              "the model or its checkpoint is broken (check it with `frlite inspect`)")
     example = {n: torch.from_numpy(v) for n, v in _samples(example, req)[0].items()}
     return example, refs, names, layer_shapes
 

@@ -28,7 +28,10 @@ class CheckpointMismatchError(CheckpointError):
 
 
 class ModelSpecError(FrliteError):
-    """A MODEL SPEC that cannot be resolved to an nn.Module."""
+    """A MODEL SPEC that cannot be resolved to an nn.Module: the command line names it, so it is
+    bad usage."""
+
+    exit_code = 2
 
 
 class UnsupportedLayerError(FrliteError):

@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import FrliteError, ManifestError, UsageError
 from .manifest_schema import manifest_from_json
-from .safe_files import read_bounded
+from .bounded_read import read_bounded
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -123,7 +123,7 @@ def read_manifest(folder: str | Path) -> Manifest:
     if not path.exists() and not path.is_symlink():
         raise ManifestError(f"{folder} has no {MANIFEST_NAME}; pass a folder written by `frlite convert`")
     limit = manifest_limit()
-    data = read_bounded(path, limit, "manifest", ManifestError, " (FRLITE_MANIFEST_MAX_BYTES raises it)")
+    data = read_bounded(path, "manifest", ManifestError, limit, " (FRLITE_MANIFEST_MAX_BYTES raises it)")
     try:
         parsed = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:

@@ -5,25 +5,26 @@ the class axis; Dice is that of the foreground class (1) against a 0/255 ground-
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .bounded_read import read_bounded
 from .errors import DataError
 
 
 def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
     """(1, C, H, W) float32 in [0, 1]."""
     path = Path(path)
+    data = read_bounded(path, "image")
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data)) as img:
             img = img.convert("RGB" if channels == 3 else "L")
             arr = np.asarray(img, dtype=np.float32) / 255.0
-    except FileNotFoundError as exc:
-        raise DataError(f"image {path} does not exist; check the path") from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"image {path} is not a readable PNG/JPEG ({exc}); check the file") from exc
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
+        raise DataError(f"image {path} is not a readable PNG/JPEG ({type(exc).__name__}); check the file") from exc
     if arr.ndim == 2:
         arr = arr[None]
     else:
@@ -34,13 +35,12 @@ def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
 def load_mask(path: str | Path) -> np.ndarray:
     """(H, W) bool foreground mask from a 0/255 (or 0/1) image."""
     path = Path(path)
+    data = read_bounded(path, "mask")
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data)) as img:
             arr = np.asarray(img.convert("L"))
-    except FileNotFoundError as exc:
-        raise DataError(f"mask {path} does not exist; check the path") from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"mask {path} is not a readable image ({exc}); check the file") from exc
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
+        raise DataError(f"mask {path} is not a readable image ({type(exc).__name__}); check the file") from exc
     return arr > (127 if arr.max() > 1 else 0)
 
 

@@ -40,8 +40,10 @@ class ModelSummary:
         return self.dense / self.kept if self.kept else math.inf
 
     def to_json(self) -> dict:
+        # JSON has no Infinity: no kept coefficient (or no FR layer) gives null, not "infx"
         return {"layers": [asdict(layer) for layer in self.layers], "fr_layers": len(self.layers),
-                "kept": self.kept, "dense": self.dense, "compression_ratio": self.ratio}
+                "kept": self.kept, "dense": self.dense,
+                "compression_ratio": self.ratio if math.isfinite(self.ratio) else None}
 
 
 def _summary(name: str, kind: str, coeffs) -> LayerSummary:  # type: ignore[no-untyped-def]
@@ -84,8 +86,11 @@ def format_summary(summary: ModelSummary) -> str:
     full = sum(s.idct_macs_full for s in summary.layers)
     boxed = sum(s.idct_macs_box for s in summary.layers)
     lines.append("")
+    if not summary.layers:
+        return "no FR layers: nothing here is stored as FR coefficients"
+    ratio = f"compression {summary.ratio:,.0f}x" if math.isfinite(summary.ratio) else "every coefficient is zero"
     lines.append(f"{len(summary.layers)} FR layers, {summary.kept:,} kept coefficients of "
-                 f"{summary.dense:,} dense weights (compression {summary.ratio:,.0f}x)")
+                 f"{summary.dense:,} dense weights ({ratio})")
     if boxed:
         lines.append(f"IDCT cost: {full:,} MACs full, {boxed:,} MACs from the kept boxes ({full / boxed:,.1f}x less)")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from .bounded_read import read_bounded
 from .errors import FrliteError
 
 OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
@@ -75,7 +76,7 @@ class TfliteSummary:
 
 def read_tflite(path: str | Path) -> TfliteSummary:
     path = Path(path)
-    data = path.read_bytes()
+    data = read_bounded(path, "TFLite model")
     try:
         model = schema.Model.GetRootAs(data, 0)
         if model.SubgraphsLength() < 1:

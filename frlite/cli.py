@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from converter.errors import FrliteError, UsageError
+from frlite.cli_args import OneLineParser, non_negative_float, non_negative_int, positive_int
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -24,10 +26,17 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     if args.mode == "factorized":
         return _inspect_factorized(args)
+    if args.input:
+        raise UsageError("--input applies to --mode factorized only (the coefficient table does not depend on it)")
     if args.model:
         summary = summarize_model(load_fr_model(args.model, args.checkpoint).model)
     else:
-        summary = summarize_checkpoint(read_checkpoint(args.checkpoint))
+        ckpt = read_checkpoint(args.checkpoint)
+        summary = summarize_checkpoint(ckpt)
+        if not summary.layers and not args.json:
+            print(f"{args.checkpoint}: no FR layers: its {len(ckpt.tensors)} tensors are stored dense and the file marks "
+                  "none as FR coefficients; with --model SPEC the model's FR layers are listed")
+            return 0
     if args.json:
         print(json.dumps(summary.to_json(), indent=2))
     else:
@@ -45,8 +54,12 @@ def _inspect_factorized(args: argparse.Namespace) -> int:
 
     if not args.model or not args.input:
         raise UsageError("--mode factorized needs --model SPEC and --input NAME:DIMS (the cost depends on the input size)")
+    from converter.memory_estimate import check_forward_fits
+
     model = load_fr_model(args.model, args.checkpoint).model
-    example = tuple(torch.rand(s.shape) for s in parse_input_shapes(args.input))
+    shapes = parse_input_shapes(args.input)
+    check_forward_fits(model, shapes)  # before a tensor of that size is allocated
+    example = tuple(torch.rand(s.shape) for s in shapes)
     plan = plan_factorization(model, example)
     if args.json:
         print(json.dumps(plan_as_json(plan), indent=2))
@@ -97,22 +110,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"--images has {len(args.images)} files but --masks has {len(args.masks)}; give one mask per image")
     loaded = load_fr_model(args.model, args.weights)
     runtimes = []
+    converted_shape: tuple[int, ...] | None = None
     if args.converted:
         from converter.convert_folder import ConvertFolder
         from runtimes.base import RunOptions
         from runtimes.loader import open_artifact
 
         folder = ConvertFolder.open(args.converted)
-        arts = list({(a.path, a.runtime): a for a in folder.manifest.artifacts}.values())  # one file, several targets
+        manifest = folder.manifest
+        if len(manifest.model_inputs) != 1:
+            raise UsageError(f"--converted {args.converted} is a model with {len(manifest.model_inputs)} inputs; "
+                             "evaluate feeds one image per run")
+        converted_shape = tuple(manifest.model_inputs[0].shape)
+        arts = list({(a.path, a.runtime): a for a in manifest.artifacts}.values())  # one file, several targets
         folder.verify_all(arts)  # sha256 of every file before any runs
         runtimes = [(a.path, open_artifact(folder.root, a, RunOptions(threads=args.threads))) for a in arts]
     totals: dict[str, list[float]] = {"pytorch": []}
     for image, mask in zip(args.images, args.masks):
         x = load_image(image)
         truth = load_mask(mask)
+        if converted_shape is not None and tuple(x.shape) != converted_shape:
+            raise UsageError(f"{image} is {_dims(x.shape)} but --converted {args.converted} was converted for "
+                             f"{_dims(converted_shape)}; convert at the images' size or resize the images")
         start = time.perf_counter()
         with torch.no_grad():
-            ref = argmax_mask(loaded.model(torch.from_numpy(x)).numpy())
+            logits = loaded.model(torch.from_numpy(x))
+        _check_segmentation(args.model, logits, x.shape)
+        ref = argmax_mask(logits.numpy())
         totals["pytorch"].append(dice(ref == 1, truth))
         print(f"{Path(image).name}: pytorch Dice {totals['pytorch'][-1]:.6f}  ({time.perf_counter() - start:.1f} s)")
         for name, rt in runtimes:
@@ -126,12 +150,28 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _split(values: list[str]) -> list[str]:
-    """`--mode dense idct` and `--mode dense,idct` both work."""
+def _dims(shape: Sequence[int]) -> str:
+    return "x".join(map(str, shape))
+
+
+def _check_segmentation(spec: str, out: object, in_shape: Sequence[int]) -> None:
+    """evaluate computes Dice of per-pixel classes: the model must give (N, C>=2, H, W) at the input's H, W."""
+    import torch
+
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+    if shape is None or len(shape) != 4 or shape[1] < 2 or shape[2:] != tuple(in_shape[2:]):
+        got = _dims(shape) if shape is not None else type(out).__name__
+        raise UsageError(f"evaluate measures segmentation Dice, but {spec} outputs {got} for a {_dims(in_shape)} image, "
+                         f"not per-pixel class scores Nx(C>=2)x{_dims(in_shape[2:])}; it is not a segmentation model")
+
+
+def _split(values: list[str], dedupe: bool = True) -> list[str]:
+    """`--mode dense idct` and `--mode dense,idct` both work. Names (`--output-name`) keep their
+    repeats, so a name given twice is reported, not silently merged."""
     out: list[str] = []
     for v in values:
         out += [p for p in v.split(",") if p]
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(out)) if dedupe else out
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -142,7 +182,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         model_spec=args.model, weights=Path(args.weights) if args.weights else None,
         inputs=parse_input_shapes(args.input or []), out=Path(args.out),
         modes=_split(args.mode), targets=_split(args.target), precisions=_split(args.precision),
-        output_names=_split(args.output_name) if args.output_name else None, overwrite=args.overwrite,
+        output_names=_split(args.output_name, dedupe=False) if args.output_name else None, overwrite=args.overwrite,
         progress=(lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True)),
     )
     result = convert(req)
@@ -194,7 +234,8 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     for r in report.results:
         state = "ERROR" if r.error else ("pass" if r.passed else "FAIL")
         worst = r.worst_rel_error
-        print(f"{state:5s} {r.label}  worst |error|/scale {worst:.2e}" + (f"  {r.error}" if r.error else ""))
+        print(f"{state:5s} {r.label}  worst |error|/scale {worst:.2e}" + (f"  {r.error}" if r.error else "")
+              + (f"  ({r.nonfinite})" if r.nonfinite else ""))
     for label, cmp in report.layers.items():
         first = cmp["first_divergent"]
         if first:
@@ -273,8 +314,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="frlite", description="Ship FR-trained PyTorch models to mobile runtimes.")
+    parser = OneLineParser(prog="frlite", description="Ship FR-trained PyTorch models to mobile runtimes.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--max-file-mb", type=positive_int, metavar="MIB",
+                        help="largest file (or archive content) frlite reads; default 4096, or FRLITE_MAX_FILE_MB")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("inspect", help="list a checkpoint's FR layers: shape, kept coefficients, corner box")
@@ -310,15 +353,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("parity", help="compare every converted file with PyTorch; JSON / Markdown / HTML report")
     p.add_argument("folder", metavar="DIR", help="a `frlite convert` output folder")
     p.add_argument("--inputs", nargs="+", metavar="FILE_OR_FOLDER", help="images (.png/.jpg) or .npy/.npz arrays")
-    p.add_argument("--samples", type=int, default=2, help="seeded random samples when no --inputs (default 2)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=positive_int, default=2, help="seeded random samples when no --inputs (default 2)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--runtimes", nargs="+", help="torch,onnxruntime,tflite (default all)")
     p.add_argument("--variants", nargs="+", help="default,no-opt (onnxruntime); xnnpack,builtin,reference (tflite)")
     p.add_argument("--reference", default="torch")
-    p.add_argument("--atol", type=float, help="absolute tolerance (default per precision, relative to the output's scale)")
-    p.add_argument("--rtol", type=float, help="relative tolerance (default 0)")
+    p.add_argument("--atol", type=non_negative_float, help="absolute tolerance (default per precision, relative to the output's scale)")
+    p.add_argument("--rtol", type=non_negative_float, help="relative tolerance (default 0)")
     p.add_argument("--task", help="segmentation, classification or none (default: guessed from the output shape)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--layers", action="store_true", help="for a file that diverges, compare every FR layer's output and name the first bad one")
     p.add_argument("--format", nargs="+", default=["json", "md", "html"], help="json,md,html")
     p.add_argument("--out", metavar="REPORT_DIR", help="default DIR/parity")
@@ -331,10 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", action="append", metavar="SERIAL", help="phone to use (repeat for several, run in parallel)")
     p.add_argument("--host", action="store_true", help="benchmark here with the LiteRT interpreter")
     p.add_argument("--delegate", nargs="+", help="cpu, xnnpack, gpu, nnapi (host: cpu, xnnpack)")
-    p.add_argument("--threads", type=int, default=4)
-    p.add_argument("--runs", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--min-seconds", type=float, default=1.0)
+    p.add_argument("--threads", type=positive_int, default=4)
+    p.add_argument("--runs", type=positive_int, default=50)
+    p.add_argument("--warmup", type=non_negative_int, default=5)
+    p.add_argument("--min-seconds", type=non_negative_float, default=1.0)
     p.add_argument("--benchmark-binary", metavar="PATH", help="the android_arm64 benchmark_model you downloaded")
     p.add_argument("--apk", action="store_true", help="use the installed benchmark APK instead of the binary")
     p.add_argument("--parity", action="store_true", help="also run seeded inputs on the phone and compare with PyTorch")
@@ -350,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", nargs="+", required=True)
     p.add_argument("--masks", nargs="+", required=True)
     p.add_argument("--converted", metavar="DIR", help="also run every artifact of this `frlite convert` folder")
-    p.add_argument("--threads", type=int, default=2, help="threads for the converted artifacts' runtimes")
+    p.add_argument("--threads", type=positive_int, default=2, help="threads for the converted artifacts' runtimes")
     p.set_defaults(func=_cmd_evaluate)
     return parser
 
@@ -371,6 +414,8 @@ def _raise_terminated(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.max_file_mb is not None:  # the environment carries it into the worker processes too
+        os.environ["FRLITE_MAX_FILE_MB"] = str(args.max_file_mb)
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGHUP):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from converter.bounded_read import check_regular_file, read_bounded
 from converter.convert_folder import member_path
 from converter.fr_layers import fr_layers
 from converter.manifest import Artifact
@@ -58,7 +59,8 @@ def _onnx_layer_outputs(path: Path, art: Artifact, feeds: dict[str, np.ndarray])
     import onnx
     import onnxruntime as ort
 
-    model = onnx.load(str(path))
+    # bounded, and from bytes: external-data references of an untrusted file are never followed
+    model = onnx.load_from_string(read_bounded(path, "ONNX model"))
     names = list(art.layer_outputs.values())
     present = {o.name for o in model.graph.output}
     for n in names:
@@ -76,6 +78,7 @@ def _onnx_layer_outputs(path: Path, art: Artifact, feeds: dict[str, np.ndarray])
 def _tflite_layer_outputs(path: Path, art: Artifact, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    check_regular_file(path, "TFLite model")
     it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
                      experimental_preserve_all_tensors=True)
     it.allocate_tensors()

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+from converter.bounded_read import check_regular_file
+
 from .base import RunOptions, Runtime, TensorSpec
 
 _RESOLVERS = {
@@ -26,6 +28,7 @@ class LiteRTRuntime(Runtime):
 
     def __init__(self, path: str | Path, options: RunOptions | None = None,
                  io_specs: dict[str, TensorSpec] | None = None) -> None:
+        check_regular_file(path, "TFLite model")  # LiteRT maps the path itself: no FIFO, device or oversized file
         opts = options or RunOptions()
         if opts.variant not in _RESOLVERS:
             raise ValueError(f"unknown LiteRT variant {opts.variant!r}; use one of {sorted(_RESOLVERS)}")

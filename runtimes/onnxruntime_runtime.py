@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from converter.bounded_read import check_regular_file
+
 from .base import RunOptions, Runtime, TensorSpec
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
@@ -20,6 +22,7 @@ class OnnxRuntime(Runtime):
     name = "onnxruntime"
 
     def __init__(self, path: str | Path, options: RunOptions | None = None, layouts: dict[str, str] | None = None) -> None:
+        check_regular_file(path, "ONNX model")  # ORT opens the path itself: no FIFO, device or oversized file
         opts = options or RunOptions()
         so = ort.SessionOptions()
         so.intra_op_num_threads = opts.threads

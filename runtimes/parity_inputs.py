@@ -6,11 +6,13 @@ as the manifest says (float32 / 255, RGB, NCHW) and must already have the model'
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from converter.array_file import load_npy, load_npz
 from converter.errors import DataError
 from converter.manifest import TensorInfo
 from converter.segmentation import load_image
@@ -50,22 +52,39 @@ def _from_file(path: Path, specs: list[TensorInfo]) -> list[Sample]:
         if len(specs) != 1:
             raise DataError(f"{path}: a .npy feeds a model with one input; use .npz keyed by input name")
         spec = specs[0]
-        arr = np.load(path, allow_pickle=False)
+        arr = load_npy(path)
         if arr.ndim == len(spec.shape) + 1:  # a stack of samples
             return [Sample(f"{path.name}[{i}]", {spec.model_name: _check(spec.model_name, a, spec, path.name)})
                     for i, a in enumerate(arr)]
         return [Sample(path.name, {spec.model_name: _check(spec.model_name, arr, spec, path.name)})]
     if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            missing = [s.model_name for s in specs if s.model_name not in data]
-            if missing:
-                raise DataError(f"{path}: missing input(s) {', '.join(missing)} (has {', '.join(data.files)})")
-            return [Sample(path.name, {s.model_name: _check(s.model_name, data[s.model_name], s, path.name) for s in specs})]
+        data = load_npz(path)
+        missing = [s.model_name for s in specs if s.model_name not in data]
+        if missing:
+            raise DataError(f"{path}: missing input(s) {', '.join(missing)} (has {', '.join(data)})")
+        return [Sample(path.name, {s.model_name: _check(s.model_name, data[s.model_name], s, path.name) for s in specs})]
     raise DataError(f"{path}: not an input file frlite reads (images {'/'.join(IMAGE_SUFFIXES)}, arrays .npy/.npz)")
+
+
+def _check_random_fits(specs: list[TensorInfo], samples: int) -> None:
+    """Seeded samples take the manifest's shapes, and a manifest is untrusted: refuse shapes that
+    are not sizes, or whose samples cannot fit in the memory available, before allocating them."""
+    import psutil
+
+    total = 0
+    for s in specs:
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in s.shape):
+            raise DataError(f"input {s.model_name} has shape {s.shape} in the manifest, not sizes >= 1; re-convert the folder")
+        total += math.prod(s.shape) * np.dtype(np.float32).itemsize * samples
+    available = psutil.virtual_memory().available
+    if total > available:
+        raise DataError(f"{samples} seeded sample(s) of the manifest's input shapes need {total / 1e9:,.1f} GB, "
+                        f"this machine has {available / 1e9:,.1f} GB available; use fewer --samples or re-convert smaller")
 
 
 def load_inputs(paths: list[str] | None, specs: list[TensorInfo], samples: int, seed: int) -> list[Sample]:
     if not paths:
+        _check_random_fits(specs, samples)
         rng = np.random.default_rng(seed)
         return [Sample(f"random(seed={seed})[{i}]", {s.model_name: rng.random(tuple(s.shape), dtype=np.float32)
                                                       for s in specs}) for i in range(samples)]

@@ -1,6 +1,8 @@
 """Numbers a deployment engineer trusts when comparing one output against the reference.
 
 Closeness follows numpy.isclose: an element passes when |got - ref| <= atol + rtol * |ref|.
+A NaN or Inf anywhere in either array fails the comparison outright: `nan > tol` is False, so a
+check written as "fail when the error exceeds the tolerance" would pass it.
 The relative error is taken only where |ref| >= 1e-3 * max|ref|, so values near zero (where any
 relative error is meaningless) do not swamp it; the absolute error covers them.
 """
@@ -29,9 +31,13 @@ class OutputMetrics:
     atol: float
     rtol: float
     passed: bool
+    nonfinite: int = 0           # NaN/Inf values in the runtime's output: any fails the comparison
+    ref_nonfinite: int = 0       # NaN/Inf values in the reference: any fails it too (nothing to compare with)
 
 
 def compare(ref: np.ndarray, got: np.ndarray, atol: float, rtol: float) -> OutputMetrics:
+    if not (math.isfinite(atol) and math.isfinite(rtol)) or atol < 0 or rtol < 0:
+        raise ValueError(f"tolerances must be finite and >= 0, got atol={atol}, rtol={rtol}")
     if ref.shape != got.shape:
         raise ValueError(f"shape {got.shape} differs from the reference {ref.shape}")
     r = ref.astype(np.float64).ravel()
@@ -52,11 +58,13 @@ def compare(ref: np.ndarray, got: np.ndarray, atol: float, rtol: float) -> Outpu
     with np.errstate(divide="ignore", invalid="ignore"):
         need = np.where(excess > 0, excess / np.where(ar > 0, ar, np.nan), 0.0)
     min_rtol = float(np.nanmax(np.where(np.isnan(need), np.inf, need))) if d.size else 0.0
-    passed = bool(np.all(d <= atol + rtol * ar))
+    bad_got = int(np.count_nonzero(~np.isfinite(g)))
+    bad_ref = int(np.count_nonzero(~np.isfinite(r)))
+    passed = bad_got == 0 and bad_ref == 0 and bool(np.all(d <= atol + rtol * ar))
     idx = [int(v) for v in np.unravel_index(i, ref.shape)] if d.size else []
     return OutputMetrics(float(d[i]) if d.size else 0.0, idx, float(r[i]) if d.size else 0.0,
                          float(g[i]) if d.size else 0.0, float(d.mean()) if d.size else 0.0, rmse, max_rel,
-                         cosine, psnr, scale, min_atol, min_rtol, atol, rtol, passed)
+                         cosine, psnr, scale, min_atol, min_rtol, atol, rtol, passed, bad_got, bad_ref)
 
 
 def guess_task(shape: tuple[int, ...]) -> str:

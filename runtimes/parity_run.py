@@ -9,6 +9,7 @@ identical reports apart from `timings`.
 """
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -59,8 +60,20 @@ class RunResult:
 
     @property
     def worst_rel_error(self) -> float:
-        """max |error| / max |reference| over outputs and samples."""
+        """max |error| / max |reference| over outputs and samples; NaN when any value is NaN/Inf
+        (Python's max() would skip a NaN that is not first)."""
+        if self.nonfinite:
+            return math.nan
         return max((m.max_abs_error / (m.ref_scale or 1.0) for o in self.outputs for m in o.samples), default=0.0)
+
+    @property
+    def nonfinite(self) -> str:
+        """'' or why the numbers are meaningless: NaN/Inf counts in the runtime's or the reference's output."""
+        got = sum(m.nonfinite for o in self.outputs for m in o.samples)
+        ref = sum(m.ref_nonfinite for o in self.outputs for m in o.samples)
+        parts = ([f"{got:,} NaN/Inf values in the output"] if got else []) + (
+            [f"{ref:,} NaN/Inf values in the PyTorch reference"] if ref else [])
+        return "; ".join(parts)
 
 
 @dataclass
@@ -195,7 +208,8 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
             for spec in manifest.model_outputs:
                 name = spec.model_name
                 the_task = task or guess_task(tuple(spec.shape))
-                scale = max(float(np.abs(r[name]).max()) for r in refs) or 1.0
+                finite = [np.abs(r[name])[np.isfinite(r[name])] for r in refs]  # a NaN reference fails in compare()
+                scale = max((float(f.max()) for f in finite if f.size), default=0.0) or 1.0
                 use_atol = atol if atol is not None else a_rel * scale
                 use_rtol = rtol if rtol is not None else r_tol
                 mets = [compare(r[name], o[name], use_atol, use_rtol) for r, o in zip(refs, outs)]

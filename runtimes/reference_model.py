@@ -18,7 +18,7 @@ from converter.checkpoint_reader import read_checkpoint
 from converter.convert_folder import ConvertFolder
 from converter.errors import IntegrityError, ManifestError, UsageError
 from converter.model_spec import BUILTINS, build_model
-from converter.safe_files import sha256_file
+from converter.bounded_read import sha256_file
 from converter.weights_loader import apply_checkpoint
 
 from .base import TensorSpec

@@ -33,7 +33,7 @@ def _histogram(err: np.ndarray, title: str) -> str:
 
     fig, ax = plt.subplots(figsize=(4.2, 2.6))
     e = np.abs(err).ravel()
-    e = e[e > 0]
+    e = e[np.isfinite(e) & (e > 0)]  # NaN/Inf are counted in the table, they have no bin
     if e.size:
         bins = np.logspace(np.log10(e.min()), np.log10(e.max()) + 1e-9, 40)
         ax.hist(e, bins=bins, color="#4a78b5")

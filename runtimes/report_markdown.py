@@ -31,7 +31,7 @@ def format_markdown(report: ParityReport) -> str:
             lines.append(f"| {r.path} | {r.runtime} ({r.variant}) | ERROR | - | {r.error} |")
             continue
         worst = r.worst_rel_error
-        lines.append(f"| {r.path} | {r.runtime} ({r.variant}) | {'pass' if r.passed else '**FAIL**'} | {worst:.2e} | {_task_cell(r)} |")
+        lines.append(f"| {r.path} | {r.runtime} ({r.variant}) | {'pass' if r.passed else '**FAIL**'} | {worst:.2e}{' (' + r.nonfinite + ')' if r.nonfinite else ''} | {_task_cell(r)} |")
     for label, cmp in report.layers.items():
         first = cmp["first_divergent"]
         lines += ["", f"## Per-layer comparison: {label}", "",

@@ -51,8 +51,8 @@ def test_bad_inputs_give_one_line(tmp_path: Path, unet_pt: Path) -> None:
     torch.save(sd, wrong)
     _assert_one_line_error(run_cli("inspect", str(wrong), "--model", "unet"),
                            "'outc.conv.weight'", "(3, 64, 1, 1)", "(2, 64, 1, 1)")
-    _assert_one_line_error(run_cli("inspect", str(unet_pt), "--model", "nosuch.module:f"), "nosuch.module")
-    _assert_one_line_error(run_cli("inspect", str(unet_pt), "--model", "alexnet"), "not a built-in name")
+    _assert_one_line_error(run_cli("inspect", str(unet_pt), "--model", "nosuch.module:f"), "nosuch.module", code=2)
+    _assert_one_line_error(run_cli("inspect", str(unet_pt), "--model", "alexnet"), "not a built-in name", code=2)
     _assert_one_line_error(run_cli("pack", str(unet_pt), "--model", "unet", "--out",
                                    str(tmp_path / "no_dir" / "x.frl")), "no_dir does not exist", code=2)
     assert not (tmp_path / "no_dir").exists()
