@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from converter.errors import FrliteError, UsageError
+from frlite.converter.core.errors import FrliteError, UsageError
 
 
 class AdbError(FrliteError):

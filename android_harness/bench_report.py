@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .bench_result import BenchResult
+from frlite.android_harness.bench_result import BenchResult
 
 SCHEMA_VERSION = 1
 
@@ -18,8 +18,8 @@ def parity_html_with_chart(chart: Path, parity_html: Path, dest: Path) -> bool:
     writes only into its --out."""
     import base64
 
-    from converter.errors import ManifestError
-    from converter.bounded_read import read_bounded
+    from frlite.converter.core.errors import ManifestError
+    from frlite.converter.core.bounded_read import read_bounded
 
     if not parity_html.is_file():
         return False

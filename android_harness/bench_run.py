@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from converter.convert_folder import ConvertFolder
-from converter.errors import UsageError
-from runtimes.reference_model import ReferenceRequest
+from frlite.converter.core.convert_folder import ConvertFolder
+from frlite.converter.core.errors import UsageError
+from frlite.runtimes.reference_model import ReferenceRequest
 
-from .adb_client import Adb
-from .bench_result import BenchResult
-from .device_bench import DEVICE_DELEGATES, DeviceBench, DeviceJob, select_devices
-from .host_bench import HOST_DELEGATES, bench_host
+from frlite.android_harness.adb_client import Adb
+from frlite.android_harness.bench_result import BenchResult
+from frlite.android_harness.device_bench import DEVICE_DELEGATES, DeviceBench, DeviceJob, select_devices
+from frlite.android_harness.host_bench import HOST_DELEGATES, bench_host
 
 
 @dataclass
@@ -39,7 +39,7 @@ def _jobs(target: Path) -> tuple[list[DeviceJob], ConvertFolder | None]:
     """What to run: a lone .tflite file, or every .tflite of a convert folder, each checked
     against the manifest's sha256 before it is run or pushed (ConvertFolder.artifact_file)."""
     if target.is_file() and target.suffix == ".tflite":
-        from converter.tflite_file import read_tflite
+        from frlite.converter.tflite.tflite_file import read_tflite
 
         # a lone file: its precision is what its weights are stored in (fp16 constants -> fp16)
         fp16 = any(t.dtype == "float16" and t.const_bytes for t in read_tflite(target).tensors)
@@ -88,8 +88,8 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], dict | None]:
     samples = None
     reference = None
     if req.parity:
-        from runtimes.parity_inputs import load_inputs
-        from runtimes.reference_model import reference_runtime
+        from frlite.runtimes.parity_inputs import load_inputs
+        from frlite.runtimes.reference_model import reference_runtime
 
         assert folder is not None
         samples = [s.arrays for s in load_inputs(None, folder.manifest.model_inputs, 1, 0)]
@@ -121,7 +121,7 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], dict | None]:
 
 def _device_parity(folder: ConvertFolder, ref, samples, outputs: dict) -> dict:  # type: ignore[no-untyped-def]
     """The phone's outputs compared with PyTorch by the parity checker's own metrics."""
-    from runtimes.parity_metrics import DEFAULT_TOLERANCES, compare, guess_task, task_metrics
+    from frlite.runtimes.parity_metrics import DEFAULT_TOLERANCES, compare, guess_task, task_metrics
 
     manifest = folder.manifest
     refs = [ref.run(s) for s in samples]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from converter.bounded_read import read_head
-from converter.errors import FrliteError
+from frlite.converter.core.bounded_read import read_head
+from frlite.converter.core.errors import FrliteError
 
 _MACHINES = {0xB7: "arm64-v8a", 0x28: "armeabi-v7a", 0x3E: "x86_64", 0x03: "x86"}
 

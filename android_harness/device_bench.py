@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from converter.bounded_read import read_bounded
-from converter.errors import FrliteError, UsageError
+from frlite.converter.core.bounded_read import read_bounded
+from frlite.converter.core.errors import FrliteError, UsageError
 
-from .adb_client import Adb, AdbError, check_serial
-from .bench_result import BenchResult, LatencyStats
-from .binary_abi import binary_abi
-from .output_parser import BenchmarkOutput, parse_benchmark_output
+from frlite.android_harness.adb_client import Adb, AdbError, check_serial
+from frlite.android_harness.bench_result import BenchResult, LatencyStats
+from frlite.android_harness.binary_abi import binary_abi
+from frlite.android_harness.output_parser import BenchmarkOutput, parse_benchmark_output
 
 REMOTE_DIR = "/data/local/tmp/frlite"
 APK_ACTIVITY = "org.tensorflow.lite.benchmark/.BenchmarkModelActivity"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from converter.errors import UsageError
-from runtimes.base import RunOptions
+from frlite.converter.core.errors import UsageError
+from frlite.runtimes.base import RunOptions
 
-from .bench_result import BenchResult, LatencyStats
+from frlite.android_harness.bench_result import BenchResult, LatencyStats
 
 HOST_DELEGATES = {"xnnpack": "xnnpack", "cpu": "builtin"}
 
@@ -36,7 +36,7 @@ def bench_host(path: Path, delegate: str, threads: int, runs: int, warmup: int, 
                artifact: str | None = None, mode: str | None = None, precision: str | None = None) -> BenchResult:
     if delegate not in HOST_DELEGATES:
         raise UsageError(f"delegate {delegate!r} runs only on a phone; on the host use: {', '.join(HOST_DELEGATES)}")
-    from runtimes.litert_runtime import LiteRTRuntime
+    from frlite.runtimes.litert_runtime import LiteRTRuntime
 
     t0 = time.perf_counter()
     rt = LiteRTRuntime(path, RunOptions(threads=threads, variant=HOST_DELEGATES[delegate]))

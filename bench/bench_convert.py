@@ -86,9 +86,9 @@ def main() -> None:
     if code != 0:
         raise SystemExit(f"conversion at 320x480 failed with exit code {code}")
     sys.path.insert(0, str(REPO))
-    from converter.manifest import read_manifest
-    from runtimes.base import RunOptions
-    from runtimes.loader import open_artifact
+    from frlite.converter.core.manifest import read_manifest
+    from frlite.runtimes.base import RunOptions
+    from frlite.runtimes.loader import open_artifact
 
     manifest = read_manifest(dst)
     x = np.random.default_rng(0).random((1, 3, 320, 480), dtype=np.float32)

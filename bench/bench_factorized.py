@@ -26,9 +26,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "out" / "bench"))
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
-    from converter.manifest import read_manifest
-    from runtimes.base import RunOptions
-    from runtimes.loader import open_artifact
+    from frlite.converter.core.manifest import read_manifest
+    from frlite.runtimes.base import RunOptions
+    from frlite.runtimes.loader import open_artifact
 
     ckpt = str(Path(args.fixture) / "unet_fr.tar.xz")
     frlite = str(Path(sys.executable).with_name("frlite"))
@@ -63,8 +63,8 @@ def main() -> None:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from converter.factorized import factorize_model
-    from converter.model_loading import load_fr_model
+    from frlite.converter.forms.factorized import factorize_model
+    from frlite.converter.models.model_loading import load_fr_model
 
     torch.set_num_threads(1)
     model = load_fr_model("unet", ckpt).model

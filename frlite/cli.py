@@ -15,14 +15,14 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from converter.errors import FrliteError, UsageError
+from frlite.converter.core.errors import FrliteError, UsageError
 from frlite.cli_args import OneLineParser, non_negative_float, non_negative_int, positive_int
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from converter.checkpoint_reader import read_checkpoint
-    from converter.model_loading import load_fr_model
-    from converter.summary import format_summary, summarize_checkpoint, summarize_model
+    from frlite.converter.checkpoints.checkpoint_reader import read_checkpoint
+    from frlite.converter.models.model_loading import load_fr_model
+    from frlite.converter.models.summary import format_summary, summarize_checkpoint, summarize_model
 
     if args.mode == "factorized":
         return _inspect_factorized(args)
@@ -48,13 +48,13 @@ def _inspect_factorized(args: argparse.Namespace) -> int:
     """Per FR layer: the cost model's choice between factorized and dense, at the given input."""
     import torch
 
-    from converter.factorized import plan_as_json, plan_factorization
-    from converter.model_loading import load_fr_model
-    from converter.shape_spec import parse_input_shapes
+    from frlite.converter.forms.factorized import plan_as_json, plan_factorization
+    from frlite.converter.models.model_loading import load_fr_model
+    from frlite.converter.core.shape_spec import parse_input_shapes
 
     if not args.model or not args.input:
         raise UsageError("--mode factorized needs --model SPEC and --input NAME:DIMS (the cost depends on the input size)")
-    from converter.memory_estimate import check_forward_fits
+    from frlite.converter.models.memory_estimate import check_forward_fits
 
     model = load_fr_model(args.model, args.checkpoint).model
     shapes = parse_input_shapes(args.input)
@@ -81,10 +81,10 @@ def _inspect_factorized(args: argparse.Namespace) -> int:
 
 
 def _cmd_pack(args: argparse.Namespace) -> int:
-    from converter.compact_format import MAGIC, encode_compact
-    from converter.model_loading import compact_from_model, load_fr_model
-    from converter.model_spec import spec_file
-    from converter.output_folder import AtomicFile, file_starts_with
+    from frlite.converter.checkpoints.compact_format import MAGIC, encode_compact
+    from frlite.converter.models.model_loading import compact_from_model, load_fr_model
+    from frlite.converter.models.model_spec import spec_file
+    from frlite.converter.core.output_folder import AtomicFile, file_starts_with
 
     writer = AtomicFile(args.out, args.overwrite, inputs=[args.checkpoint, spec_file(args.model)],
                         recognise=file_starts_with(MAGIC, "an frlite compact checkpoint (.frl)"))
@@ -103,8 +103,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from converter.model_loading import load_fr_model
-    from converter.segmentation import argmax_mask, dice, load_image, load_mask
+    from frlite.converter.models.model_loading import load_fr_model
+    from frlite.converter.models.segmentation import argmax_mask, dice, load_image, load_mask
 
     if len(args.images) != len(args.masks):
         raise UsageError(f"--images has {len(args.images)} files but --masks has {len(args.masks)}; give one mask per image")
@@ -112,9 +112,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     runtimes = []
     converted_shape: tuple[int, ...] | None = None
     if args.converted:
-        from converter.convert_folder import ConvertFolder
-        from runtimes.base import RunOptions
-        from runtimes.loader import open_artifact
+        from frlite.converter.core.convert_folder import ConvertFolder
+        from frlite.runtimes.base import RunOptions
+        from frlite.runtimes.loader import open_artifact
 
         folder = ConvertFolder.open(args.converted)
         manifest = folder.manifest
@@ -175,8 +175,8 @@ def _split(values: list[str], dedupe: bool = True) -> list[str]:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from converter.convert_pipeline import ConvertRequest, convert
-    from converter.shape_spec import parse_input_shapes
+    from frlite.converter.passes.convert_pipeline import ConvertRequest, convert
+    from frlite.converter.core.shape_spec import parse_input_shapes
 
     req = ConvertRequest(
         model_spec=args.model, weights=Path(args.weights) if args.weights else None,
@@ -196,12 +196,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
-    from converter.model_spec import spec_file
-    from converter.output_folder import AtomicFolder
-    from runtimes.parity_run import run_parity
-    from runtimes.report_html import write_html
-    from runtimes.report_json import write_json
-    from runtimes.report_markdown import write_markdown
+    from frlite.converter.models.model_spec import spec_file
+    from frlite.converter.core.output_folder import AtomicFolder
+    from frlite.runtimes.parity_run import run_parity
+    from frlite.runtimes.report_html import write_html
+    from frlite.runtimes.report_json import write_json
+    from frlite.runtimes.report_markdown import write_markdown
 
     formats = _split(args.format)
     for f in formats:
@@ -250,7 +250,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 
 def _reference_request(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """Where `parity` / `bench --parity` take the PyTorch reference from (runtimes/reference_model.py)."""
-    from runtimes.reference_model import ReferenceRequest
+    from frlite.runtimes.reference_model import ReferenceRequest
 
     return ReferenceRequest(args.model, args.weights, args.trust_model_code)
 
@@ -265,14 +265,14 @@ def _add_reference_options(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from android_harness.bench_report import write_reports
-    from android_harness.bench_run import BenchRequest, run_bench
-    from converter.model_spec import spec_file
-    from converter.output_folder import AtomicFolder
+    from frlite.android_harness.bench_report import write_reports
+    from frlite.android_harness.bench_run import BenchRequest, run_bench
+    from frlite.converter.models.model_spec import spec_file
+    from frlite.converter.core.output_folder import AtomicFolder
 
     if args.host and args.device:
         raise UsageError("--host and --device exclude each other")
-    from android_harness.adb_client import check_serial
+    from frlite.android_harness.adb_client import check_serial
 
     for serial in args.device or []:
         check_serial(serial)  # bad usage, before anything is read or run
@@ -288,7 +288,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                                                             spec_file(args.model) if args.model else None], kind="bench")
     writer.check()  # before any benchmark runs: a bad --out is bad usage
     results, parity = run_bench(req)
-    from android_harness.bench_report import parity_html_with_chart
+    from frlite.android_harness.bench_report import parity_html_with_chart
 
     with writer as tmp:
         written = [writer.out / p.name for p in write_reports(results, tmp)]

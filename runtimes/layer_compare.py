@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from converter.bounded_read import check_regular_file, read_bounded
-from converter.convert_folder import member_path
-from converter.fr_layers import fr_layers
-from converter.manifest import Artifact
+from frlite.converter.core.bounded_read import check_regular_file, read_bounded
+from frlite.converter.core.convert_folder import member_path
+from frlite.converter.fr.fr_layers import fr_layers
+from frlite.converter.core.manifest import Artifact
 
 JUMP = 10.0  # an error 10x the previous layer's, above the tolerance, is where it went wrong
 

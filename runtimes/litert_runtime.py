@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from converter.bounded_read import check_regular_file
+from frlite.converter.core.bounded_read import check_regular_file
 
-from .base import RunOptions, Runtime, TensorSpec
+from frlite.runtimes.base import RunOptions, Runtime, TensorSpec
 
 _RESOLVERS = {
     "xnnpack": OpResolverType.AUTO,

@@ -4,11 +4,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from converter.convert_folder import member_path
-from converter.errors import ManifestError
-from converter.manifest import Artifact, TensorInfo
+from frlite.converter.core.convert_folder import member_path
+from frlite.converter.core.errors import ManifestError
+from frlite.converter.core.manifest import Artifact, TensorInfo
 
-from .base import RunOptions, Runtime, TensorSpec
+from frlite.runtimes.base import RunOptions, Runtime, TensorSpec
 
 
 def tensor_spec(info: TensorInfo) -> TensorSpec:
@@ -26,14 +26,14 @@ def open_artifact(folder: Path, artifact: Artifact, options: RunOptions | None =
     path = member_path(Path(folder), artifact.path, "artifact")
     specs = {i.name: tensor_spec(i) for i in artifact.inputs + artifact.outputs}
     if artifact.runtime == "onnxruntime":
-        from .onnxruntime_runtime import OnnxRuntime
+        from frlite.runtimes.onnxruntime_runtime import OnnxRuntime
 
         opts = options or RunOptions()
         if artifact.session_options and "graph_optimization_level" not in opts.extra:  # the file's own setting
             opts = dataclasses.replace(opts, extra={**opts.extra, **artifact.session_options})
         rt: Runtime = OnnxRuntime(path, opts, {n: s.layout for n, s in specs.items()})
     elif artifact.runtime == "tflite":
-        from .litert_runtime import LiteRTRuntime
+        from frlite.runtimes.litert_runtime import LiteRTRuntime
 
         rt = LiteRTRuntime(path, options, specs)
     else:

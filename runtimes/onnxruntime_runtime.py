@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from converter.bounded_read import check_regular_file
+from frlite.converter.core.bounded_read import check_regular_file
 
-from .base import RunOptions, Runtime, TensorSpec
+from frlite.runtimes.base import RunOptions, Runtime, TensorSpec
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
               "tensor(int32)": "int32", "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(bool)": "bool"}

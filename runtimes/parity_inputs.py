@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from converter.array_file import load_npy, load_npz
-from converter.errors import DataError
-from converter.manifest import TensorInfo
-from converter.segmentation import load_image
+from frlite.converter.core.array_file import load_npy, load_npz
+from frlite.converter.core.errors import DataError
+from frlite.converter.core.manifest import TensorInfo
+from frlite.converter.models.segmentation import load_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")

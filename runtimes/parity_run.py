@@ -18,15 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from converter.convert_folder import ConvertFolder
-from converter.errors import UsageError
-from converter.manifest import Artifact
+from frlite.converter.core.convert_folder import ConvertFolder
+from frlite.converter.core.errors import UsageError
+from frlite.converter.core.manifest import Artifact
 
-from .base import RunOptions
-from .loader import open_artifact
-from .parity_inputs import load_inputs
-from .parity_metrics import DEFAULT_TOLERANCES, OutputMetrics, TaskMetrics, compare, guess_task, task_metrics
-from .reference_model import ReferenceRequest, reference_runtime
+from frlite.runtimes.base import RunOptions
+from frlite.runtimes.loader import open_artifact
+from frlite.runtimes.parity_inputs import load_inputs
+from frlite.runtimes.parity_metrics import DEFAULT_TOLERANCES, OutputMetrics, TaskMetrics, compare, guess_task, task_metrics
+from frlite.runtimes.reference_model import ReferenceRequest, reference_runtime
 
 SCHEMA_VERSION = 1
 RUNTIME_VARIANTS = {"onnxruntime": ["default", "no-opt"], "tflite": ["xnnpack", "builtin", "reference"]}
@@ -225,7 +225,7 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
         tol_table["given"] = {"atol": atol if atol is not None else -1, "rtol": rtol if rtol is not None else -1}
     layer_reports: dict[str, dict] = {}
     if layers:
-        from .layer_compare import LayerComparison, compare_layers
+        from frlite.runtimes.layer_compare import LayerComparison, compare_layers
 
         for res in results:
             if res.passed and not res.error:

@@ -14,15 +14,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from converter.checkpoint_reader import read_checkpoint
-from converter.convert_folder import ConvertFolder
-from converter.errors import IntegrityError, ManifestError, UsageError
-from converter.model_spec import BUILTINS, build_model
-from converter.bounded_read import sha256_file
-from converter.weights_loader import apply_checkpoint
+from frlite.converter.checkpoints.checkpoint_reader import read_checkpoint
+from frlite.converter.core.convert_folder import ConvertFolder
+from frlite.converter.core.errors import IntegrityError, ManifestError, UsageError
+from frlite.converter.models.model_spec import BUILTINS, build_model
+from frlite.converter.core.bounded_read import sha256_file
+from frlite.converter.checkpoints.weights_loader import apply_checkpoint
 
-from .base import TensorSpec
-from .torch_runtime import TorchRuntime
+from frlite.runtimes.base import TensorSpec
+from frlite.runtimes.torch_runtime import TorchRuntime
 
 TRUST_FLAG = "--trust-model-code"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .parity_run import ParityReport
-from .report_markdown import _task_cell
+from frlite.runtimes.parity_run import ParityReport
+from frlite.runtimes.report_markdown import _task_cell
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}

@@ -5,7 +5,7 @@ import json
 import math
 from pathlib import Path
 
-from .parity_run import ParityReport
+from frlite.runtimes.parity_run import ParityReport
 
 
 def _clean(x):  # type: ignore[no-untyped-def]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .parity_run import ParityReport, RunResult
+from frlite.runtimes.parity_run import ParityReport, RunResult
 
 
 def _task_cell(run: RunResult) -> str:

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import RunOptions, Runtime, TensorSpec
+from frlite.runtimes.base import RunOptions, Runtime, TensorSpec
 
 
 class TorchRuntime(Runtime):

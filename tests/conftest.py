@@ -36,7 +36,7 @@ def unet_pt(unet_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 @pytest.fixture(scope="session")
 def unet_model(unet_archive: Path):  # type: ignore[no-untyped-def]
-    from converter.model_loading import load_fr_model
+    from frlite.converter.models.model_loading import load_fr_model
 
     return load_fr_model("unet", unet_archive).model
 
@@ -45,8 +45,8 @@ def unet_model(unet_archive: Path):  # type: ignore[no-untyped-def]
 def unet_out(unet_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The authors' UNet converted once at 640x959 (dense + idct + factorized, onnx + tflite, fp32 + fp16).
     Tests using it are marked slow and share one xdist group, so one worker converts once."""
-    from converter.convert_pipeline import ConvertRequest, convert
-    from converter.shape_spec import parse_input_shape
+    from frlite.converter.passes.convert_pipeline import ConvertRequest, convert
+    from frlite.converter.core.shape_spec import parse_input_shape
 
     out = tmp_path_factory.mktemp("unet") / "out"
     convert(ConvertRequest("unet", unet_archive, [parse_input_shape("input:1x3x640x959")], out,

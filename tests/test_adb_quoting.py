@@ -19,10 +19,10 @@ import pytest
 
 from conftest import REPO
 
-from android_harness.adb_client import Adb, check_serial, device_command, quote_for_device
-from android_harness.device_bench import DeviceBench, DeviceJob
-from converter.errors import FrliteError, UsageError
-from converter.manifest import TensorInfo
+from frlite.android_harness.adb_client import Adb, check_serial, device_command, quote_for_device
+from frlite.android_harness.device_bench import DeviceBench, DeviceJob
+from frlite.converter.core.errors import FrliteError, UsageError
+from frlite.converter.core.manifest import TensorInfo
 
 FAKE_DIR = REPO / "tests" / "fake_adb"
 ARM64_ELF = b"\x7fELF\x02\x01\x01" + b"\x00" * 9 + b"\x02\x00" + b"\xb7\x00" + b"\x00" * 44
@@ -143,8 +143,8 @@ def test_cli_refuses_a_hostile_device_serial(fake_adb: Path, tmp_path: Path) -> 
 
 @pytest.fixture(scope="module")
 def small_tflite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from converter.convert_pipeline import ConvertRequest, convert
-    from converter.shape_spec import parse_input_shape
+    from frlite.converter.passes.convert_pipeline import ConvertRequest, convert
+    from frlite.converter.core.shape_spec import parse_input_shape
 
     out = tmp_path_factory.mktemp("q") / "out"
     convert(ConvertRequest("tests.models.small_fr:decoder", None, [parse_input_shape("input:1x8x10x12")], out,

@@ -44,8 +44,8 @@ def phone(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def small_tflite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from converter.convert_pipeline import ConvertRequest, convert
-    from converter.shape_spec import parse_input_shape
+    from frlite.converter.passes.convert_pipeline import ConvertRequest, convert
+    from frlite.converter.core.shape_spec import parse_input_shape
 
     out = tmp_path_factory.mktemp("dev") / "out"
     convert(ConvertRequest("tests.models.small_fr:decoder", None, [parse_input_shape("input:1x8x10x12")], out,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from android_harness.output_parser import parse_benchmark_output
+from frlite.android_harness.output_parser import parse_benchmark_output
 
 CLASSIC = """STARTING!
 Log parameter values verbosely: [0]

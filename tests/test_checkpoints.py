@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from converter.checkpoint_reader import read_checkpoint
-from converter.compact_format import decode_compact, encode_compact, write_compact
-from converter.errors import CheckpointError, CheckpointMismatchError
-from converter.fr_layers import FRConv2d, FRConvTranspose2d, FRLinear
-from converter.model_loading import compact_from_model, load_fr_model
-from converter.summary import summarize_checkpoint, summarize_model
-from converter.weights_loader import apply_checkpoint
+from frlite.converter.checkpoints.checkpoint_reader import read_checkpoint
+from frlite.converter.checkpoints.compact_format import decode_compact, encode_compact, write_compact
+from frlite.converter.core.errors import CheckpointError, CheckpointMismatchError
+from frlite.converter.fr.fr_layers import FRConv2d, FRConvTranspose2d, FRLinear
+from frlite.converter.models.model_loading import compact_from_model, load_fr_model
+from frlite.converter.models.summary import summarize_checkpoint, summarize_model
+from frlite.converter.checkpoints.weights_loader import apply_checkpoint
 
 AUTHORS_PT_BYTES = 40_539
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from converter.convert_pipeline import ConvertRequest, convert
-from converter.manifest import read_manifest
-from converter.model_spec import build_model
-from converter.shape_spec import parse_input_shape
-from runtimes.loader import open_artifact
+from frlite.converter.passes.convert_pipeline import ConvertRequest, convert
+from frlite.converter.core.manifest import read_manifest
+from frlite.converter.models.model_spec import build_model
+from frlite.converter.core.shape_spec import parse_input_shape
+from frlite.runtimes.loader import open_artifact
 
 MODELS = {
     "classifier": ("tests.models.small_fr:classifier", "input:1x3x32x32"),
@@ -55,8 +55,8 @@ def test_every_mode_and_target_matches_pytorch(converted) -> None:  # type: igno
 
 
 def _constant_bytes(path: Path) -> int:
-    from converter.onnx_export import summarize_onnx
-    from converter.tflite_file import read_tflite
+    from frlite.converter.onnx.onnx_export import summarize_onnx
+    from frlite.converter.tflite.tflite_file import read_tflite
 
     return read_tflite(path).constant_bytes if path.suffix == ".tflite" else summarize_onnx(path).initializer_bytes
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 
-from converter.delegate_compat import CHECKS, check_model, format_markdown, verdict
-from converter.delegate_rules import GPU_RULES, NNAPI_RULES, OpRule
-from converter.tflite_file import read_tflite, save_model_object
-from converter.tflite_graph_edit import GraphEditor
+from frlite.converter.delegates.delegate_compat import CHECKS, check_model, format_markdown, verdict
+from frlite.converter.delegates.delegate_rules import GPU_RULES, NNAPI_RULES, OpRule
+from frlite.converter.tflite.tflite_file import read_tflite, save_model_object
+from frlite.converter.tflite.tflite_graph_edit import GraphEditor
 
 
 def _empty_model() -> schema.ModelT:
@@ -171,7 +171,7 @@ def _entry_cases() -> list[tuple[str, str]]:
 def _synthetic(op_name: str, rule: OpRule, rank: int = 4, version: int = 1, runtime_inputs: set[int] | None = None,
                dtype: str = "float32"):  # type: ignore[no-untyped-def]
     """A one-op summary shaped to pass `rule`'s generic fields: input count, constants, rank."""
-    from converter.tflite_file import TfliteOp, TfliteSummary, TfliteTensor
+    from frlite.converter.tflite.tflite_file import TfliteOp, TfliteSummary, TfliteTensor
 
     n_in = rule.inputs[0] if rule.inputs else max([2, *(p + 1 for p in rule.const_inputs)])
     if runtime_inputs is None:  # as many run-time inputs as allowed, the rest constant
@@ -224,7 +224,7 @@ def test_each_rule_entry_is_enforced(target: str, op_name: str) -> None:
         assert any("int16 input (allowed:" in r for r in verdict(s, 0, s.ops[0], rule, target).reasons)
         fields += 1
     if target == "tflite-nnapi" and rule.min_api is not None:
-        from converter.delegate_compat import NNAPI_API_LEVEL
+        from frlite.converter.delegates.delegate_compat import NNAPI_API_LEVEL
 
         s = _synthetic(op_name, rule)
         needs = any(r.startswith("needs NNAPI level") for r in verdict(s, 0, s.ops[0], rule, target).reasons)

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from converter.batch_stat_norm import BatchStatNorm2d
-from converter.errors import UnsupportedLayerError
-from converter.factorized import (FactorizedConv2d, FactorizedConvStatNorm2d, FactorizedConvTranspose2d,
+from frlite.converter.fr.batch_stat_norm import BatchStatNorm2d
+from frlite.converter.core.errors import UnsupportedLayerError
+from frlite.converter.forms.factorized import (FactorizedConv2d, FactorizedConvStatNorm2d, FactorizedConvTranspose2d,
                                   FactorizedLinear, FactorizedUp, factorize_model, plan_as_json, plan_factorization)
-from converter.fr_layers import FRConv2d, FRConvTranspose2d, FRLinear
+from frlite.converter.fr.fr_layers import FRConv2d, FRConvTranspose2d, FRLinear
 
 
 def _sparse(layer: nn.Module, box: tuple[int, ...], seed: int = 0) -> nn.Module:
@@ -137,7 +137,7 @@ def test_factorize_model_fuses_only_adjacent_ungrouped_pairs() -> None:
 def test_unet_small_fuses_norms_and_merges_ups(hw: tuple[int, int]) -> None:
     """Each factorized conv of every DoubleConv takes the norm after it, each Up block runs without
     its concat, and the output is the FR model's (float32 and float64, batch 2 and 1)."""
-    from converter.model_spec import build_model
+    from frlite.converter.models.model_spec import build_model
 
     model = build_model("tests.models.small_fr:unet_small")
     x = torch.rand(2, 3, *hw)
@@ -167,7 +167,7 @@ def test_unet_small_fuses_norms_and_merges_ups(hw: tuple[int, int]) -> None:
 def test_up_merge_needs_a_bias_free_up_and_keeps_the_rest() -> None:
     """An Up whose transposed conv has a bias (zero padding would no longer commute) keeps its
     concat; the others still merge and the whole model stays exact."""
-    from converter.model_spec import build_model
+    from frlite.converter.models.model_spec import build_model
 
     model = build_model("tests.models.small_fr:unet_small")
     old = model.up2.up
@@ -214,11 +214,11 @@ def test_unet_factorizes_exactly(unet_model) -> None:  # type: ignore[no-untyped
 
 
 def test_convert_factorized_all_targets(tmp_path: Path) -> None:
-    from converter.convert_pipeline import ConvertRequest, convert
-    from converter.manifest import read_manifest
-    from converter.shape_spec import parse_input_shape
-    from runtimes.loader import open_artifact
-    from converter.model_spec import build_model
+    from frlite.converter.passes.convert_pipeline import ConvertRequest, convert
+    from frlite.converter.core.manifest import read_manifest
+    from frlite.converter.core.shape_spec import parse_input_shape
+    from frlite.runtimes.loader import open_artifact
+    from frlite.converter.models.model_spec import build_model
 
     out = tmp_path / "out"
     convert(ConvertRequest("tests.models.small_fr:classifier", None, [parse_input_shape("input:1x3x32x32")], out,
@@ -258,11 +258,11 @@ def test_convert_factorized_unet_small_fused_norms_all_delegated(tmp_path: Path)
     whole graph in fp32 and fp16 (an fp16 filter with an fp32 bias once split it into 46 pieces)."""
     import json
 
-    from converter.convert_pipeline import ConvertRequest, convert
-    from converter.manifest import read_manifest
-    from converter.model_spec import build_model
-    from converter.shape_spec import parse_input_shape
-    from runtimes.loader import open_artifact
+    from frlite.converter.passes.convert_pipeline import ConvertRequest, convert
+    from frlite.converter.core.manifest import read_manifest
+    from frlite.converter.models.model_spec import build_model
+    from frlite.converter.core.shape_spec import parse_input_shape
+    from frlite.runtimes.loader import open_artifact
 
     out = tmp_path / "out"
     spec = "tests.models.small_fr:unet_small"

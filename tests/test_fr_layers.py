@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from converter.fr_layers import FRConv2d, FRConvTranspose2d, FRLinear, fr_layers, layer_config
+from frlite.converter.fr.fr_layers import FRConv2d, FRConvTranspose2d, FRLinear, fr_layers, layer_config
 
 
 def _spatial(layer: nn.Module) -> torch.Tensor:

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from converter.checkpoint_reader import read_checkpoint
-from converter.fr_layers import FRConv2d, FRConvTranspose2d, fr_layers
-from converter.frereg_import import convert_frereg_layers, is_frereg_layer
-from converter.model_loading import load_fr_model
-from converter.weights_loader import apply_checkpoint
+from frlite.converter.checkpoints.checkpoint_reader import read_checkpoint
+from frlite.converter.fr.fr_layers import FRConv2d, FRConvTranspose2d, fr_layers
+from frlite.converter.checkpoints.frereg_import import convert_frereg_layers, is_frereg_layer
+from frlite.converter.models.model_loading import load_fr_model
+from frlite.converter.checkpoints.weights_loader import apply_checkpoint
 
 frereg = pytest.importorskip("frereg")  # pinned in requirements/lock.txt
 

@@ -22,8 +22,8 @@ import pytest
 import torch
 
 from conftest import REPO, run_cli
-from converter.convert_pipeline import ConvertRequest, convert
-from converter.shape_spec import parse_input_shape
+from frlite.converter.passes.convert_pipeline import ConvertRequest, convert
+from frlite.converter.core.shape_spec import parse_input_shape
 from frlite.cli import main
 
 SPEC = "tests.models.small_fr:decoder"
@@ -152,8 +152,8 @@ def test_model_named_on_the_command_line_is_the_reference(folder: Path) -> None:
 
 
 def test_builtin_spec_needs_no_flag(folder: Path) -> None:
-    from converter.convert_folder import ConvertFolder
-    from runtimes.reference_model import ReferenceRequest, _spec
+    from frlite.converter.core.convert_folder import ConvertFolder
+    from frlite.runtimes.reference_model import ReferenceRequest, _spec
 
     edit_manifest(folder, lambda d: d.update(model_spec="unet"))
     assert _spec(ConvertFolder.open(folder), ReferenceRequest()) == ("unet", None)
@@ -386,7 +386,8 @@ def test_manifest_that_is_a_fifo_or_a_device_is_refused(folder: Path, capsys: py
 
 
 def test_known_sets_are_those_convert_writes() -> None:
-    from converter import convert_pipeline, manifest_schema
+    from frlite.converter.passes import convert_pipeline
+    from frlite.converter.core import manifest_schema
 
     assert manifest_schema.MODES == convert_pipeline.MODES
     assert manifest_schema.TARGETS == convert_pipeline.TARGETS
@@ -436,7 +437,7 @@ def test_layer_map_naming_a_tensor_the_file_lacks_is_a_note(folder: Path, tmp_pa
     """--layers on a diverging file whose manifest maps a layer to a tensor index the file lacks."""
     import numpy as np
 
-    from converter.tflite_file import load_model_object, save_model_object
+    from frlite.converter.tflite.tflite_file import load_model_object, save_model_object
 
     tfl = folder / "tflite" / "dense_fp32.tflite"
     model = load_model_object(tfl)

@@ -21,9 +21,9 @@ import torch
 from PIL import Image
 
 from conftest import REPO
-from converter.compact_format import decode_compact, encode_compact
-from converter.errors import CheckpointError, DataError
-from converter.model_loading import compact_from_model
+from frlite.converter.checkpoints.compact_format import decode_compact, encode_compact
+from frlite.converter.core.errors import CheckpointError, DataError
+from frlite.converter.models.model_loading import compact_from_model
 
 CLS = "tests.models.small_fr:classifier"
 EXE = Path(sys.executable).with_name("frlite")
@@ -167,7 +167,7 @@ def test_archive_bomb_is_stopped_while_decompressing(tmp_path: Path, run) -> Non
     bomb = tmp_path / "many.tar.xz"
     _zeros_tar_xz(bomb, [(f"junk{i}.dat", 1 << 20) for i in range(40)] + [("model.pt", 10)])
     one_line(run("inspect", str(bomb), env={"FRLITE_MAX_FILE_MB": "8"}), 1, "decompresses to more than", "8 MiB")
-    from converter.bounded_read import BoundedStream, LimitExceeded, decompressed_stream
+    from frlite.converter.core.bounded_read import BoundedStream, LimitExceeded, decompressed_stream
 
     stream = decompressed_stream(bomb.read_bytes(), 3 << 20)
     with pytest.raises(LimitExceeded):
@@ -273,7 +273,7 @@ def test_frl_with_valid_crc_and_bad_header_is_refused(case: str) -> None:
 
 def test_frl_positions_outside_the_tensor_are_refused() -> None:
     """A delta-coded position past the tensor's end (index byte rewritten, CRC recomputed)."""
-    from converter.compact_format import CompactCheckpoint, LayerInfo
+    from frlite.converter.checkpoints.compact_format import CompactCheckpoint, LayerInfo
 
     w = torch.zeros(2, 2)
     w[1, 1] = 1.0  # flat position 3: one varint byte 0x03
@@ -304,7 +304,7 @@ def test_object_dtype_npy_is_one_line(cls_folder: Path, tmp_path: Path, run) -> 
 
 
 def test_npy_whose_header_claims_more_than_it_holds(tmp_path: Path) -> None:
-    from converter.array_file import load_npy
+    from frlite.converter.core.array_file import load_npy
 
     good = tmp_path / "ok.npy"
     np.save(good, np.zeros((1, 3, 32, 32), np.float32))
@@ -315,7 +315,7 @@ def test_npy_whose_header_claims_more_than_it_holds(tmp_path: Path) -> None:
 
 
 def test_npz_member_over_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from converter.array_file import load_npz
+    from frlite.converter.core.array_file import load_npz
 
     path = tmp_path / "big.npz"
     np.savez_compressed(path, input=np.zeros((2, 1024, 1024), np.float32))  # 8 MiB of zeros, a few KB packed
@@ -341,10 +341,10 @@ def test_fifo_as_evaluate_image(tmp_path: Path, cls_ckpt: Path) -> None:
 
 
 def test_model_files_are_checked_before_a_runtime_opens_them(tmp_path: Path) -> None:
-    from android_harness.binary_abi import binary_abi
-    from converter.errors import FrliteError
-    from runtimes.litert_runtime import LiteRTRuntime
-    from runtimes.onnxruntime_runtime import OnnxRuntime
+    from frlite.android_harness.binary_abi import binary_abi
+    from frlite.converter.core.errors import FrliteError
+    from frlite.runtimes.litert_runtime import LiteRTRuntime
+    from frlite.runtimes.onnxruntime_runtime import OnnxRuntime
 
     pipe = tmp_path / "m.onnx"
     os.mkfifo(pipe)
@@ -380,8 +380,8 @@ def test_quick_parity_worst_error_is_inf_for_a_nan_output(tmp_path: Path) -> Non
     import onnx
     from onnx import TensorProto, helper
 
-    from converter.convert_pipeline import _worst_error
-    from runtimes.onnxruntime_runtime import OnnxRuntime
+    from frlite.converter.passes.convert_pipeline import _worst_error
+    from frlite.runtimes.onnxruntime_runtime import OnnxRuntime
 
     two = helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])
     graph = helper.make_graph([helper.make_node("Sub", ["x", "two"], ["d"]), helper.make_node("Sqrt", ["d"], ["y"])],
@@ -397,7 +397,7 @@ def test_quick_parity_worst_error_is_inf_for_a_nan_output(tmp_path: Path) -> Non
 
 
 def test_parity_compare_fails_on_nan_and_inf() -> None:
-    from runtimes.parity_metrics import compare
+    from frlite.runtimes.parity_metrics import compare
 
     ref = np.linspace(-1, 1, 24, dtype=np.float32).reshape(1, 2, 3, 4)
     assert compare(ref, ref.copy(), 1e-6, 0.0).passed
@@ -414,8 +414,8 @@ def test_parity_compare_fails_on_nan_and_inf() -> None:
 
 
 def test_parity_run_result_reports_nan_even_when_not_first() -> None:
-    from runtimes.parity_metrics import compare
-    from runtimes.parity_run import OutputResult, RunResult
+    from frlite.runtimes.parity_metrics import compare
+    from frlite.runtimes.parity_run import OutputResult, RunResult
 
     ref = np.ones((1, 4), np.float32)
     good = compare(ref, ref + 1e-3, 1.0, 0.0)
@@ -430,7 +430,7 @@ def test_parity_run_result_reports_nan_even_when_not_first() -> None:
 
 @pytest.mark.parametrize("flags", [["--atol", "nan"], ["--atol", "-1"], ["--atol", "inf"], ["--rtol", "nan"]])
 def test_compare_itself_refuses_bad_tolerances(flags: list[str]) -> None:
-    from runtimes.parity_metrics import compare
+    from frlite.runtimes.parity_metrics import compare
 
     tol = {"--atol": 0.0, "--rtol": 0.0}
     tol[flags[0]] = float(flags[1])
@@ -451,9 +451,9 @@ def test_activations_that_cannot_fit_are_refused_with_the_estimate() -> None:
     its input cannot fit in 20 GB. Decided on fake tensors: the process never allocates them."""
     import resource
 
-    from converter.errors import UsageError
-    from converter.memory_estimate import check_forward_fits, estimate_forward
-    from converter.shape_spec import parse_input_shapes
+    from frlite.converter.core.errors import UsageError
+    from frlite.converter.models.memory_estimate import check_forward_fits, estimate_forward
+    from frlite.converter.core.shape_spec import parse_input_shapes
     from tests.models.small_fr import classifier
 
     model = classifier()
@@ -600,8 +600,8 @@ def test_argparse_error_in_a_real_process() -> None:
 @pytest.mark.parametrize("shape,needle", [([1, 3, 99999, 99999], "GB"), ([1, -3, 8, 8], "not sizes"),
                                           ([1, 3, 0, 8], "not sizes")])
 def test_seeded_samples_of_a_manifest_shape_that_cannot_fit(shape: list[int], needle: str) -> None:
-    from converter.manifest import TensorInfo
-    from runtimes.parity_inputs import load_inputs
+    from frlite.converter.core.manifest import TensorInfo
+    from frlite.runtimes.parity_inputs import load_inputs
 
     spec = TensorInfo("input", shape, "float32", "NCHW", "input")
     with pytest.raises(DataError, match=needle):

@@ -19,9 +19,9 @@ import torch
 
 from conftest import REPO
 
-from converter import output_folder
-from converter.errors import FrliteError, UsageError
-from converter.output_folder import MARKER, AtomicFile, AtomicFolder, folder_is_frlites
+from frlite.converter.core import output_folder
+from frlite.converter.core.errors import FrliteError, UsageError
+from frlite.converter.core.output_folder import MARKER, AtomicFile, AtomicFolder, folder_is_frlites
 from frlite.cli import main
 
 CLS = "tests.models.small_fr:classifier"
@@ -312,7 +312,7 @@ def test_sigterm_during_onnx2tf_stops_the_worker_too(tmp_path: Path) -> None:
     while worker is None and proc.poll() is None and time.monotonic() < deadline:
         for child in parent.children(recursive=True):
             try:
-                if "converter.onnx2tf_worker" in " ".join(child.cmdline()):
+                if "frlite.converter.tflite.onnx2tf_worker" in " ".join(child.cmdline()):
                     worker = child
             except psutil.Error:
                 pass

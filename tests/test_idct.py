@@ -8,7 +8,7 @@ import pytest
 import scipy.fft
 import torch
 
-from converter.idct import box_idct_cost, dct_nd, idct_basis, idct_nd, kept_box
+from frlite.converter.fr.idct import box_idct_cost, dct_nd, idct_basis, idct_nd, kept_box
 
 SHAPES = [(7,), (1,), (5, 3), (9, 1), (3, 5, 7), (1, 4, 3), (5, 3, 3, 3), (6, 7, 1, 1), (2, 9, 3, 5)]
 
@@ -70,7 +70,7 @@ def test_kept_box_of_empty_and_rejects_oversized_box() -> None:
 
 def test_box_cost_is_much_lower_for_the_unet_layers(unet_model) -> None:  # type: ignore[no-untyped-def]
     """The corner-box IDCT of the authors' UNet costs >100x less than the full one."""
-    from converter.fr_layers import fr_layers
+    from frlite.converter.fr.fr_layers import fr_layers
 
     full = boxed = 0
     for _, layer in fr_layers(unet_model):

@@ -6,20 +6,20 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from converter.errors import ModelSpecError
-from converter.model_spec import build_model
-from converter.unet import FRUNet
+from frlite.converter.core.errors import ModelSpecError
+from frlite.converter.models.model_spec import build_model
+from frlite.converter.models.unet import FRUNet
 
 
 def test_builtin_and_module_specs() -> None:
     assert isinstance(build_model("unet"), FRUNet)
-    m = build_model("converter.unet:build_unet")
+    m = build_model("frlite.converter.models.unet:build_unet")
     assert isinstance(m, FRUNet) and not m.training
 
 
 def test_file_spec(tmp_path: Path) -> None:
     f = tmp_path / "net.py"
-    f.write_text("from converter.fr_layers import FRConv2d\ndef make():\n    return FRConv2d(3, 4, 3)\n")
+    f.write_text("from frlite.converter.fr.fr_layers import FRConv2d\ndef make():\n    return FRConv2d(3, 4, 3)\n")
     m = build_model(f"{f}:make")
     assert isinstance(m, nn.Conv2d) and m.out_channels == 4
 
@@ -29,10 +29,10 @@ def test_file_spec(tmp_path: Path) -> None:
     [
         ("resnet", "is not a built-in name"),
         ("nowhere/model.py:make", "does not exist"),
-        ("converter.unet:no_such", "has no attribute 'no_such'"),
-        ("converter.unet:torch", "is not callable"),
+        ("frlite.converter.models.unet:no_such", "has no attribute 'no_such'"),
+        ("frlite.converter.models.unet:torch", "is not callable"),
         ("no_such_pkg.mod:make", "cannot import module 'no_such_pkg.mod'"),
-        ("converter.unet:", "is not a built-in name"),
+        ("frlite.converter.models.unet:", "is not a built-in name"),
     ],
 )
 def test_bad_specs(spec: str, needle: str) -> None:

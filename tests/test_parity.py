@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from converter.convert_pipeline import ConvertRequest, convert
-from converter.shape_spec import parse_input_shape
-from converter.tflite_file import load_model_object, save_model_object
-from runtimes.parity_run import run_parity
-from runtimes.reference_model import ReferenceRequest
+from frlite.converter.passes.convert_pipeline import ConvertRequest, convert
+from frlite.converter.core.shape_spec import parse_input_shape
+from frlite.converter.tflite.tflite_file import load_model_object, save_model_object
+from frlite.runtimes.parity_run import run_parity
+from frlite.runtimes.reference_model import ReferenceRequest
 
 DEC = ReferenceRequest("tests.models.small_fr:decoder")  # the folders name test code: the tests name it too
 CLS = ReferenceRequest("tests.models.small_fr:classifier")
@@ -112,7 +112,7 @@ def _record_new_hash(folder: Path, rel: str) -> None:
 
 
 def biggest_size(folder: Path) -> int:
-    from converter.tflite_file import read_tflite
+    from frlite.converter.tflite.tflite_file import read_tflite
 
     s = read_tflite(folder / "tflite" / "dense_fp32.tflite")
     return max(t.const_bytes for t in s.tensors) // 4

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from converter.fr_layers import FRConv2d, FRLinear
-from converter.truncation import TruncationSchedule
-from converter.zigzag import zigzag_ranks
+from frlite.converter.fr.fr_layers import FRConv2d, FRLinear
+from frlite.converter.fr.truncation import TruncationSchedule
+from frlite.converter.fr.zigzag import zigzag_ranks
 
 
 @pytest.mark.parametrize("shape", [(4, 3, 3, 3), (16, 8, 3, 3), (5, 7, 2, 2), (2, 64, 1, 1)])

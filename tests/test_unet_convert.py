@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, README_DICE
-from converter.manifest import read_manifest
-from converter.segmentation import load_mask
-from runtimes.parity_run import ParityReport, run_parity
+from frlite.converter.core.manifest import read_manifest
+from frlite.converter.models.segmentation import load_mask
+from frlite.runtimes.parity_run import ParityReport, run_parity
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("unet")]
 IDCT_LIMIT = 64 * 1024

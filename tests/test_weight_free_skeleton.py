@@ -11,14 +11,14 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from converter.convert_pipeline import ConvertRequest, convert, dense_export_module
-from converter.fr_layers import fr_layers
-from converter.model_spec import build_model
-from converter.manifest import read_manifest
-from converter.shape_spec import parse_input_shape
-from converter.tflite_file import read_tflite
-from converter.tflite_fold import dense_twin
-from converter.weight_inputs import SizeDependentGraph, export_skeleton_onnx, reduced_example
+from frlite.converter.passes.convert_pipeline import ConvertRequest, convert, dense_export_module
+from frlite.converter.fr.fr_layers import fr_layers
+from frlite.converter.models.model_spec import build_model
+from frlite.converter.core.manifest import read_manifest
+from frlite.converter.core.shape_spec import parse_input_shape
+from frlite.converter.tflite.tflite_file import read_tflite
+from frlite.converter.tflite.tflite_fold import dense_twin
+from frlite.converter.forms.weight_inputs import SizeDependentGraph, export_skeleton_onnx, reduced_example
 
 
 def _run_onnx(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from converter.fr_layers import FRConv2d
+from frlite.converter.fr.fr_layers import FRConv2d
 
 
 class NaNHead(nn.Module):

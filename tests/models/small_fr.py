@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from converter.fr_layers import FRConv2d, FRConvTranspose2d, FRLinear, fr_layers
+from frlite.converter.fr.fr_layers import FRConv2d, FRConvTranspose2d, FRLinear, fr_layers
 
 
 def _fr_sparsify(model: nn.Module, seed: int, box: tuple[int, ...] = (4, 4, 2, 2)) -> nn.Module:
@@ -91,7 +91,7 @@ def frereg_net() -> nn.Module:
 
 
 def unet_small() -> nn.Module:
-    from converter.unet import build_unet
+    from frlite.converter.models.unet import build_unet
 
     return _fr_sparsify(build_unet(width=8), 4)
 

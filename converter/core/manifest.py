@@ -1,0 +1,132 @@
+"""`manifest.json`: the contract between `frlite convert` and every later step.
+
+Parity and bench read artifacts, tensor names, shapes, dtypes and layouts from here; nothing
+downstream guesses a layout from a shape. Bump FORMAT_VERSION on incompatible changes.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from frlite.converter.core.errors import FrliteError, ManifestError, UsageError
+from frlite.converter.core.manifest_schema import manifest_from_json
+from frlite.converter.core.bounded_read import read_bounded
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass
+class TensorInfo:
+    """One input or output of an artifact as the runtime sees it.
+
+    `layout` names the axes (e.g. "NCHW", "NHWC"); `perm_from_model` turns an array in the
+    PyTorch model's layout into this one (None when identical).
+    """
+
+    name: str
+    shape: list[int]
+    dtype: str
+    layout: str
+    model_name: str
+    perm_from_model: list[int] | None = None
+
+
+@dataclass
+class ArtifactParity:
+    """The quick parity check run right after conversion (seeded random inputs vs PyTorch)."""
+
+    samples: int
+    max_abs_error: float
+    max_rel_to_scale: float
+    tolerance: float
+    passed: bool
+
+
+@dataclass
+class Artifact:
+    mode: str                # dense | idct | factorized
+    target: str              # onnx | ort-mobile | tflite-cpu | tflite-gpu | tflite-nnapi
+    precision: str           # fp32 | fp16 | int8-dynamic
+    runtime: str             # onnxruntime | tflite
+    path: str                # relative to the folder
+    size_bytes: int
+    sha256: str
+    op_counts: dict[str, int]
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    extra_files: dict[str, str] = field(default_factory=dict)
+    parity: ArtifactParity | None = None
+    convert_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    # FR layer (weight name) -> the file's tensor holding that layer's output (tflite: index,
+    # onnx: value name), found through the weight's values; used by `frlite parity --layers`
+    layer_outputs: dict[str, Any] = field(default_factory=dict)
+    # ONNX Runtime session settings the file is meant to run with (e.g. graph_optimization_level)
+    session_options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Manifest:
+    model_spec: str
+    checkpoint: str | None
+    checkpoint_sha256: str | None
+    model_inputs: list[TensorInfo]
+    model_outputs: list[TensorInfo]
+    artifacts: list[Artifact]
+    versions: dict[str, str]
+    created: str
+    format_version: int = FORMAT_VERSION
+    input_scaling: dict[str, Any] = field(default_factory=lambda: {"images": "float32 / 255, RGB, NCHW"})
+    fr_layers: list[dict[str, Any]] = field(default_factory=list)
+    # --mode factorized: per FR layer the cost model's choice (factorized or dense) and its MACs
+    factorization: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False)
+
+    def write(self, folder: Path) -> Path:
+        path = folder / MANIFEST_NAME
+        path.write_text(self.to_json() + "\n")
+        return path
+
+    def artifact(self, mode: str, target: str, precision: str = "fp32") -> Artifact:
+        for a in self.artifacts:
+            if (a.mode, a.target, a.precision) == (mode, target, precision):
+                return a
+        raise FrliteError(f"manifest has no {mode}/{target}/{precision} artifact; convert it first")
+
+
+def manifest_limit() -> int:
+    """Largest manifest.json read, in bytes: FRLITE_MANIFEST_MAX_BYTES, default 16 MiB (the UNet's
+    manifest with three modes, two targets and two precisions is under 100 KB)."""
+    raw = os.environ.get("FRLITE_MANIFEST_MAX_BYTES", "")
+    if raw:
+        if not raw.isdigit() or int(raw) <= 0:
+            raise UsageError(f"FRLITE_MANIFEST_MAX_BYTES={raw!r} is not a positive whole number of bytes")
+        return int(raw)
+    return 16 << 20
+
+
+def read_manifest(folder: str | Path) -> Manifest:
+    """The folder's manifest, validated in full (manifest_schema.py) before any of it is used.
+
+    Bounded read of a regular file; malformed JSON, unknown or missing keys, wrong types,
+    unknown runtimes and unsafe paths are ManifestError (one line, exit 2)."""
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME
+    if not folder.is_dir():
+        raise ManifestError(f"{folder} is not a folder; pass a folder written by `frlite convert`")
+    if not path.exists() and not path.is_symlink():
+        raise ManifestError(f"{folder} has no {MANIFEST_NAME}; pass a folder written by `frlite convert`")
+    limit = manifest_limit()
+    data = read_bounded(path, "manifest", ManifestError, limit, " (FRLITE_MANIFEST_MAX_BYTES raises it)")
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise ManifestError(f"{path} is not valid JSON ({first}); re-convert") from exc
+    return manifest_from_json(parsed, str(path), FORMAT_VERSION)

@@ -1,0 +1,54 @@
+"""BatchNorm that normalises with the input's own statistics, written with plain ops.
+
+The authors' UNet uses BatchNorm2d(affine=False, track_running_stats=False): even in eval() it
+normalises each input with that input's per-channel mean and biased variance. Exporters turn
+that into BatchNormalization in training mode, which inference runtimes do not run. This module
+computes the same thing with ReduceMean / Sub / Mul / Sqrt / Div, which every runtime and the
+mobile delegates run.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from frlite.converter.fr.module_surgery import replace_modules
+
+
+class BatchStatNorm2d(nn.Module):
+    """y = (x - mean) / sqrt(var + eps) [* weight + bias], stats over (N, H, W) of this input."""
+
+    def __init__(self, source: nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.eps = float(source.eps)
+        self.weight = None if source.weight is None else nn.Parameter(source.weight.detach().clone())
+        self.bias = None if source.bias is None else nn.Parameter(source.bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        centered = x - mean
+        var = (centered * centered).mean(dim=(0, 2, 3), keepdim=True)
+        y = centered / torch.sqrt(var + self.eps)
+        if self.weight is not None:
+            y = y * self.weight.view(1, -1, 1, 1)
+        if self.bias is not None:
+            y = y + self.bias.view(1, -1, 1, 1)
+        return y
+
+
+def uses_batch_stats(module: nn.Module) -> bool:
+    """True for a BatchNorm2d that uses the input's statistics at inference."""
+    return isinstance(module, nn.BatchNorm2d) and not module.track_running_stats
+
+
+def replace_batch_stat_norms(model: nn.Module) -> int:
+    """In place: swap every batch-statistics BatchNorm2d below the root for BatchStatNorm2d."""
+    return replace_modules(model, lambda m: m is not model and uses_batch_stats(m), BatchStatNorm2d)[1]
+
+
+def clone_for_export(model: nn.Module) -> nn.Module:
+    """A deep copy in eval mode with batch-statistics norms made portable; the original is untouched."""
+    clone = copy.deepcopy(model).eval()
+    replace_batch_stat_norms(clone)
+    return clone

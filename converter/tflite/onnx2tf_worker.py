@@ -1,0 +1,131 @@
+"""Child process that runs onnx2tf and the TFLite converter (entry: `python -m frlite.converter.tflite.onnx2tf_worker REQ`).
+
+Run apart from the parent so TensorFlow's memory and threads die with it, its logs can be
+kept out of the user's terminal, and its peak memory is measured on its own. The request and
+the result are small JSON files; the parent (onnx2tf_runner) turns a failure into one line.
+
+Traps handled here (FIELD_NOTES 2.2): onnx2tf rewrites its input in place, so it gets a copy;
+it downloads a calibration sample for 3-channel image inputs, so a seeded random array under
+that exact file name sits in the working directory; onnxsim is not run (the ONNX frlite exports
+is already static and clean, and onnxsim would fold an IDCT of constants into dense weights).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+CALIBRATION_NAME = "calibration_image_sample_data_20x128x128x3_float32.npy"
+
+
+def _take_weights_as_tensors(names: set[str]) -> None:
+    """Let Conv / ConvTranspose read the named graph inputs as their weight (the weight-free
+    skeleton, converter/weight_inputs.py). onnx2tf can only take a constant weight (a graph input
+    has no producer, its weight reader fails), and it moves every 4-D input to channels-last:
+    ONNX (O, I, kh, kw) arrives as (O, kh, kw, I), so TF's (kh, kw, I, O) filter is one transpose
+    away, which the TFLite converter cancels against its own (CONV_2D wants O, kh, kw, I)."""
+    import importlib
+
+    import tensorflow as tf
+
+    current: dict = {}
+    for op_type in ("Conv", "ConvTranspose"):
+        mod = importlib.import_module(f"onnx2tf.ops.{op_type}")
+
+        def weights(const_or_var, kernel_size, _orig=mod.get_weights_constant_or_variable):  # type: ignore[no-untyped-def]
+            if getattr(const_or_var, "name", None) in names and kernel_size == 2:
+                return tf.transpose(current["layers"][const_or_var.name]["tf_node"], [1, 2, 3, 0])
+            return _orig(const_or_var=const_or_var, kernel_size=kernel_size)
+
+        def make_node(*args, _orig=mod.make_node, **kwargs):  # type: ignore[no-untyped-def]
+            current["layers"] = kwargs["tf_layers_dict"]
+            return _orig(*args, **kwargs)
+
+        mod.get_weights_constant_or_variable = weights
+        mod.make_node = make_node
+
+
+def _run(req: dict) -> dict:
+    import numpy as np
+
+    work = Path(req["workdir"])
+    work.mkdir(parents=True, exist_ok=True)
+    os.chdir(work)
+    onnx_copy = work / "model_for_onnx2tf.onnx"
+    shutil.copyfile(req["onnx"], onnx_copy)
+    np.save(work / CALIBRATION_NAME, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
+    t0 = time.perf_counter()
+    import onnx2tf
+    import onnx2tf.onnx2tf as onnx2tf_main
+    import tensorflow as tf
+
+    if req.get("skip_validation_inference", True):
+        # onnx2tf runs the whole ONNX model in onnxruntime keeping every intermediate tensor (8 GB
+        # for the UNet at 640x959) only to validate ops in strict mode, which is off here; its
+        # documented fallback when that inference fails is to skip it. frlite checks parity itself.
+        def _skip_validation(*args, **kwargs):  # type: ignore[no-untyped-def]
+            raise RuntimeError("validation inference skipped by frlite")
+
+        onnx2tf_main.dummy_onnx_inference = _skip_validation
+
+    if req.get("weight_inputs"):
+        _take_weights_as_tensors(set(req["weight_inputs"]))
+    try:
+        keras_model = onnx2tf.convert(
+            input_onnx_file_path=str(onnx_copy), output_folder_path=str(work / "onnx2tf_out"),
+            non_verbose=True, not_use_onnxsim=True, disable_strict_mode=req.get("disable_strict_mode", True),
+            disable_model_save=True, copy_onnx_input_output_names_to_tflite=True,
+        )
+    except BaseException as exc:  # onnx2tf raises many types, and SystemExit on some errors
+        return {"ok": False, "stage": "onnx2tf", "node": getattr(exc, "onnx_op_name", None),
+                "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                "trace": traceback.format_exc()[-4000:]}
+    t1 = time.perf_counter()
+    try:
+        # From a concrete function, not from_keras_model: that path serialises keras metadata to
+        # JSON and round-trips a SavedModel, ~150 s and 8 GB for the UNet; this one ~15 s, 4 GB.
+        in_specs = [tf.TensorSpec(t.shape, t.dtype, name=n) for t, n in zip(keras_model.inputs, req["input_names"])]
+        out_names = req["output_names"]
+
+        def forward(*xs):  # type: ignore[no-untyped-def]
+            outs = keras_model(list(xs) if len(xs) > 1 else xs[0])
+            outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+            if len(outs) != len(out_names):
+                raise ValueError(f"converted model has {len(outs)} outputs, expected {len(out_names)}")
+            return tuple(outs)  # a tuple keeps the order; names and a signature are set afterwards
+
+        fn = tf.function(forward, input_signature=in_specs).get_concrete_function()
+        conv = tf.lite.TFLiteConverter.from_concrete_functions([fn], keras_model)
+        conv.experimental_lower_to_saved_model = False
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        data = conv.convert()
+        Path(req["tflite"]).write_bytes(data)
+        from frlite.converter.tflite.tflite_file import load_model_object, name_io, save_model_object
+
+        named = load_model_object(req["tflite"])
+        name_io(named, req["input_names"], out_names)
+        save_model_object(named, req["tflite"])
+        outputs = {"fp32": req["tflite"]}
+        if req.get("int8_dynamic"):
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            Path(req["int8_dynamic"]).write_bytes(conv.convert())
+            outputs["int8-dynamic"] = req["int8_dynamic"]
+    except BaseException as exc:
+        return {"ok": False, "stage": "tflite-converter", "node": None,
+                "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                "trace": traceback.format_exc()[-4000:]}
+    return {"ok": True, "onnx2tf_seconds": t1 - t0, "tflite_seconds": time.perf_counter() - t1, "outputs": outputs}
+
+
+def main() -> None:
+    req = json.loads(Path(sys.argv[1]).read_text())
+    result = _run(req)
+    Path(req["result"]).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
