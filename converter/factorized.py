@@ -401,11 +401,13 @@ def mergeable_ups(model: nn.Module) -> dict[str, str]:
 
 
 def factorize_model(model: nn.Module, example: tuple[torch.Tensor, ...] | None = None,
-                    plan: list[LayerChoice] | None = None) -> tuple[nn.Module, list[LayerChoice]]:
+                    plan: list[LayerChoice] | None = None, fp16_safe: bool = True) -> tuple[nn.Module, list[LayerChoice]]:
     """A copy of `model` with each FR layer factorized where the cost model says it pays off (the
     rest baked dense), batch-statistics norms made portable and, where the plan says so, fused into
     the factorized conv before them (`fused_norm`) and UNet Up blocks run without their concat
-    (`merged_into`). Runs in PyTorch and exports as is."""
+    (`merged_into`). Runs in PyTorch and exports as is. With an example and `fp16_safe`, the norms
+    are rewritten exactly so fp16 arithmetic neither overflows nor cancels in them
+    (converter.fp16_rescale.make_fp16_safe, measured on the example)."""
     if plan is None:
         if example is None:
             raise ValueError("give an example input (the cost depends on the layer's input size) or a plan")
@@ -423,6 +425,10 @@ def factorize_model(model: nn.Module, example: tuple[torch.Tensor, ...] | None =
         _set_submodule(out, name, new)
     _fuse_stat_norms(out, plan)
     _merge_ups(out, plan)
+    if fp16_safe and example is not None:
+        from .fp16_rescale import make_fp16_safe
+
+        make_fp16_safe(out, example)
     return out, plan
 
 

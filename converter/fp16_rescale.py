@@ -49,6 +49,8 @@ class NormScale:
 @dataclass
 class Fp16RescaleReport:
     norms: list[NormScale] = field(default_factory=list)
+    # norm name -> the per-channel constants chosen (not in the JSON: apply_prescales reuses them)
+    scales: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def unsafe(self) -> list[NormScale]:
@@ -107,6 +109,7 @@ def prescale_stat_norms(model: nn.Module, example: tuple[torch.Tensor, ...]) -> 
         dev, max_in = seen[name]
         c = power_of_two_scale(dev.double())
         norm.set_prescale(c.to(dev.dtype))
+        report.scales[name] = c
         square = float(((c * dev.double()) ** 2).max())
         safe = math.isfinite(max_in) and max_in <= FP16_MAX / INPUT_MARGIN
         reason = "" if safe else (f"its input reaches {max_in:.4g} on the example, within {INPUT_MARGIN:g}x of fp16's "
@@ -114,3 +117,43 @@ def prescale_stat_norms(model: nn.Module, example: tuple[torch.Tensor, ...]) -> 
         report.norms.append(NormScale(name, int(dev.numel()), max_in, float(dev.max()), float(c.min()), float(c.max()),
                                       square, safe, reason))
     return report
+
+
+def apply_prescales(model: nn.Module, report: Fp16RescaleReport) -> int:
+    """In place: give another copy of the same model the constants `report` chose (no forward pass)."""
+    applied = 0
+    for name, norm in model.named_modules():
+        if isinstance(norm, BatchStatNorm2d) and name in report.scales:
+            ref = norm.weight if norm.weight is not None else None
+            norm.set_prescale(report.scales[name].to(ref.dtype if ref is not None else torch.float32))
+            applied += 1
+    return applied
+
+
+@dataclass
+class Fp16Rewrites:
+    """Both exact fp16 rewrites applied to one export module, as recorded in the manifest."""
+
+    norm_prescale: Fp16RescaleReport
+    fused_norm_conditioning: object  # stat_conditioning.ConditionReport (imported lazily: no cycle)
+
+    @property
+    def unsafe(self) -> list[str]:
+        return [f"{n.name}: {n.reason}" for n in self.norm_prescale.unsafe]
+
+    def as_json(self) -> dict:
+        return {"norm_prescale": self.norm_prescale.as_json(),
+                "fused_norm_conditioning": self.fused_norm_conditioning.as_json(),  # type: ignore[attr-defined]
+                "unsafe": self.unsafe}
+
+    def summary(self) -> list[str]:
+        return [self.fused_norm_conditioning.summary(), self.norm_prescale.summary()]  # type: ignore[attr-defined]
+
+
+def make_fp16_safe(model: nn.Module, example: tuple[torch.Tensor, ...]) -> Fp16Rewrites:
+    """In place, on an export module (portable norms, fused factorized norms): whiten the fused
+    norms' statistics, then prescale the remaining batch-statistics norms. Both exact."""
+    from .stat_conditioning import condition_fused_norms
+
+    fused = condition_fused_norms(model, example)
+    return Fp16Rewrites(prescale_stat_norms(model, example), fused)

@@ -24,7 +24,10 @@ from torch import nn
 
 from .factorized import FactorizedConvStatNorm2d
 
-EIG_FLOOR = 1e-10  # relative to the largest eigenvalue: keeps M invertible for rank-deficient covariances
+# relative to the largest eigenvalue: directions with less variance are not blown up (a layer seen on
+# a 2x2 map has a rank-3 covariance of 4 channels; a 1e-10 floor made its core weights 2.6e4)
+EIG_FLOOR = 1e-4
+CONSTANT_LIMIT = 65504.0 / 16  # rewritten constants must fit fp16 with margin, else the layer is left as is
 
 
 @dataclass
@@ -39,6 +42,8 @@ class FusedNormCondition:
     cancellation_after: float
     scale_min: float           # per-channel s chosen (powers of two)
     scale_max: float
+    applied: bool = True
+    reason: str = ""
 
 
 @dataclass
@@ -49,12 +54,17 @@ class ConditionReport:
         return [asdict(c) for c in self.layers]
 
     def summary(self) -> str:
-        if not self.layers:
-            return "fused-norm conditioning: no fused norm"
-        return (f"fused-norm conditioning: {len(self.layers)} fused norms whitened; max |d_a d_b| "
-                f"{max(c.max_pair_product for c in self.layers):.3g} -> {max(c.max_pair_product_after for c in self.layers):.3g}, "
-                f"worst cancellation {max(c.cancellation for c in self.layers):.3g}x -> "
-                f"{max(c.cancellation_after for c in self.layers):.3g}x (on the example)")
+        done = [c for c in self.layers if c.applied]
+        if not done:
+            return f"fused-norm conditioning: none of {len(self.layers)} fused norms whitened"
+        text = (f"fused-norm conditioning: {len(done)} of {len(self.layers)} fused norms whitened; max |d_a d_b| "
+                f"{max(c.max_pair_product for c in done):.3g} -> {max(c.max_pair_product_after for c in done):.3g}, "
+                f"worst cancellation {max(c.cancellation for c in done):.3g}x -> "
+                f"{max(c.cancellation_after for c in done):.3g}x (on the example)")
+        for c in self.layers:
+            if not c.applied:
+                text += f"; {c.name}: {c.reason}"
+        return text
 
 
 def _moments(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -104,21 +114,27 @@ def condition_fused_norms(model: nn.Module, example: tuple[torch.Tensor, ...]) -
         live = var > 0
         s[live] = torch.exp2(torch.round(torch.log2(var[live].sqrt())))
         cancel_before = _cancellation(mod.conv.expand[:, :, 0, 0].double(), cov)
-        core = mod.conv.core.double()
-        mod.conv.register_buffer("core", torch.einsum("ab,bihw->aihw", m, core).to(mod.conv.core.dtype).contiguous())
-        mod.conv.register_buffer("core_bias", (-(m @ mu)).to(mod.conv.core.dtype))
-        eps = mod.var_bias.double() / (s * s)
-        mod.set_expand(e / s[:, None], eps)
-        z_cov = m @ cov @ m.t()
-        report.layers.append(FusedNormCondition(name, int(mu.numel()), peak, float("nan"), cancel_before,
-                                                _cancellation(e / s[:, None], z_cov), float(s.min()), float(s.max())))
+        core = torch.einsum("ab,bihw->aihw", m, mod.conv.core.double())
+        bias = -(m @ mu)
+        expand = e / s[:, None]
+        record = FusedNormCondition(name, int(mu.numel()), peak, float("nan"), cancel_before,
+                                    _cancellation(expand, m @ cov @ m.t()), float(s.min()), float(s.max()))
+        report.layers.append(record)
+        largest = max(float(t.abs().max()) for t in (core, bias, expand))
+        if not largest <= CONSTANT_LIMIT:
+            record.applied, record.reason = False, f"rewritten constants would reach {largest:.3g}; left as is"
+            continue
+        dtype = mod.conv.core.dtype
+        mod.conv.register_buffer("core", core.to(dtype).contiguous())
+        mod.conv.register_buffer("core_bias", bias.to(dtype))
+        mod.set_expand(expand, mod.var_bias.double() / (s * s))
     _measure_after(model, example, report)
     return report
 
 
 def _measure_after(model: nn.Module, example: tuple[torch.Tensor, ...], report: ConditionReport) -> None:
     """Max |d_a d_b| of the rewritten layers on the example (what an fp16 path now has to hold)."""
-    by_name = {c.name: c for c in report.layers}
+    by_name = {c.name: c for c in report.layers if c.applied}
     fused = [(n, m) for n, m in model.named_modules() if n in by_name and isinstance(m, FactorizedConvStatNorm2d)]
     for name, mod in fused:
         mod._observer = lambda q, name=name: setattr(by_name[name], "max_pair_product_after", _moments(q)[2])
