@@ -177,3 +177,109 @@ def test_make_fp16_safe_reports_both_rewrites() -> None:
     assert len(data["fused_norm_conditioning"]) == 2 and data["unsafe"] == []
     assert all(c["applied"] and c["max_pair_product_after"] < 100 for c in data["fused_norm_conditioning"])
     json.dumps(data)
+
+
+# ---- through the converters: the files keep the safe form ----
+def _largest_computed_values(path: Path, x_nhwc: np.ndarray) -> dict[str, float]:
+    """Every float tensor an op of the .tflite computes, after one run on the builtin kernels (no
+    XNNPACK, so every intermediate is kept): "index op" -> max |value|."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x_nhwc)
+    it.invoke()
+    out = {}
+    for op in it._get_ops_details():
+        for idx in op["outputs"]:
+            v = it.get_tensor(idx)
+            if v.dtype == np.float32 and v.size:
+                out[f"{op['index']} {op['op_name']}"] = float(np.abs(v).max())
+    return out
+
+
+def test_converted_files_keep_the_safe_form(tmp_path: Path) -> None:
+    """onnx2tf and the TFLite converter fold and reorder; after them no tensor any file computes
+    comes near fp16's range on a fresh input, although its conv outputs are ~1e3 (squares ~1e6)."""
+    from converter.convert_pipeline import ConvertRequest, convert
+    from converter.manifest import read_manifest
+    from converter.shape_spec import parse_input_shape
+
+    out = tmp_path / "out"
+    convert(ConvertRequest(SPEC, None, [parse_input_shape("input:1x3x48x64")], out, modes=["dense", "idct", "factorized"],
+                           targets=["tflite-cpu"], precisions=["fp32", "fp16"]))
+    m = read_manifest(out)
+    assert set(m.fp16_rewrites) == {"dense", "factorized"}
+    assert len(m.fp16_rewrites["dense"]["norm_prescale"]) == 2 and m.fp16_rewrites["dense"]["unsafe"] == []
+    assert [c["name"] for c in m.fp16_rewrites["factorized"]["fused_norm_conditioning"]] == ["body.0", "body.3"]
+    x = _images(5).numpy().transpose(0, 2, 3, 1).copy()
+    for art in m.artifacts:
+        values = _largest_computed_values(out / art.path, x)
+        worst = max(values.items(), key=lambda kv: kv[1])
+        if art.mode == "factorized":  # whitened: every statistic and conv output is O(1) .. O(10)
+            assert worst[1] < 100, (art.path, worst)
+        else:                         # the conv outputs stay ~1e3, but no square of them is formed
+            assert 500 < worst[1] < FP16_MAX / 4, (art.path, worst)
+
+
+# ---- the authors' UNet ----
+def _fixture(i: int, hw: tuple[int, int] | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    import torch.nn.functional as F
+
+    from converter.segmentation import load_image, load_mask
+    from tests.conftest import FIXTURES
+
+    x = torch.from_numpy(load_image(FIXTURES / f"in{i:04d}.png"))
+    truth = load_mask(FIXTURES / f"gt{i:04d}.png")
+    if hw is not None:
+        x = F.interpolate(x, size=hw, mode="bilinear", align_corners=False)
+        truth = F.interpolate(torch.from_numpy(truth)[None, None].float(), size=hw).numpy()[0, 0] > 0.5
+    return x, truth
+
+
+@pytest.mark.slow
+def test_unet_factorized_fp16_safe_at_full_size(unet_model) -> None:  # type: ignore[no-untyped-def]
+    """640x959, the four fixture images: overflow before; after, >= 99.9% of the pixels agree with
+    PyTorch fp32 and Dice is within 1e-3 of the fixture README's."""
+    from converter.segmentation import dice
+    from tests.conftest import README_DICE
+
+    example = (torch.rand(1, 3, 640, 959, generator=torch.Generator().manual_seed(0)),)  # as convert's seeded sample
+    before, _ = factorize_model(unet_model, example, fp16_safe=False)
+    after, _ = factorize_model(unet_model, example)
+    for i in range(4):
+        x, truth = _fixture(i)
+        with torch.no_grad():
+            ref = after(x)  # exact rewrite: the fp32 reference
+        if i == 0:
+            bad = run_fp16(before, x)
+            assert bad.first_overflow is not None and bad.first_overflow.module == "inc.double_conv.3"
+            assert _agreement(bad.outputs[0], ref) < 0.9
+        good = run_fp16(after, x)
+        assert good.first_overflow is None
+        assert _agreement(good.outputs[0], ref) >= 0.999, i
+        mask = good.outputs[0].argmax(1)[0].numpy() == 1
+        assert abs(dice(mask, truth) - README_DICE[f"{i:04d}"]) < 1e-3, i
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["dense", "idct"])
+def test_unet_dense_and_idct_fp16_safe(unet_model, form: str) -> None:  # type: ignore[no-untyped-def]
+    """320x480 (the dense emulation takes ~40 s per image at this size, ~150 s at 640x959; the
+    full-size figures are in bench/bench_fp16_safety.py): >= 99.9% agreement, Dice within 1e-3."""
+    from converter.segmentation import dice
+
+    hw = (320, 480)
+    example = (torch.rand(1, 3, *hw, generator=torch.Generator().manual_seed(0)),)
+    module = dense_export_module(unet_model) if form == "dense" else clone_for_export(unet_model)
+    report = prescale_stat_norms(module, example)
+    assert len(report.norms) == 18 and not report.unsafe
+    x, truth = _fixture(1, hw)
+    with torch.no_grad():
+        ref = unet_model(x)
+    good = run_fp16(module, x)
+    assert good.first_overflow is None
+    assert _agreement(good.outputs[0], ref) >= 0.999
+    ref_dice = dice(ref.argmax(1)[0].numpy() == 1, truth)
+    assert abs(dice(good.outputs[0].argmax(1)[0].numpy() == 1, truth) - ref_dice) < 1e-3
