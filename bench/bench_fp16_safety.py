@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from converter.batch_stat_norm import clone_for_export  # noqa: E402
 from converter.convert_pipeline import dense_export_module  # noqa: E402
 from converter.factorized import factorize_model  # noqa: E402
-from converter.fp16_rescale import fold_prescales_into_convs, make_fp16_safe, prescale_stat_norms  # noqa: E402
+from converter.fp16_rescale import make_fp16_safe, prescale_stat_norms  # noqa: E402
 from converter.model_loading import load_fr_model  # noqa: E402
 from converter.segmentation import argmax_mask, dice, load_image, load_mask  # noqa: E402
 from runtimes.fp16_emulation import run_fp16  # noqa: E402
@@ -45,8 +45,6 @@ def build(form: str, model: torch.nn.Module, example: tuple[torch.Tensor, ...], 
         return module
     if safe:
         prescale_stat_norms(module, example)
-        if form == "dense":
-            fold_prescales_into_convs(module)  # as `frlite convert` writes the dense file
     return module
 
 

@@ -53,8 +53,7 @@ from .tflite_fold import dense_twin
 from .tflite_file import load_model_object, name_io, read_tflite, save_model_object
 from .tflite_fp16 import to_fp16
 from .factorized import factorize_model, plan_as_json
-from .fp16_rescale import (Fp16RescaleReport, apply_prescales, fold_prescales_into_convs, make_fp16_safe,
-                           prescale_stat_norms)
+from .fp16_rescale import Fp16RescaleReport, apply_prescales, make_fp16_safe, prescale_stat_norms
 from .tflite_idct import FRWeight, fr_layer_outputs, inject_idct
 from .weight_inputs import SizeDependentGraph, SkeletonExport, export_skeleton_onnx, reduced_example
 from runtimes.base import RunOptions
@@ -264,10 +263,7 @@ def convert(req: ConvertRequest) -> ConvertResult:
         if "dense" in req.modes:
             done = step("export dense ONNX")
             onnx_files["dense"] = tmp / "onnx" / "dense.onnx"
-            dense_module = safe_dense_module()
-            log(f"  {fold_prescales_into_convs(dense_module)} norm prescales folded into the dense convs before them")
-            export_onnx(dense_module, example, out_names, onnx_files["dense"])
-            del dense_module
+            export_onnx(safe_dense_module(), example, out_names, onnx_files["dense"])
             simplify_onnx(onnx_files["dense"])
             layer_maps[str(onnx_files["dense"].relative_to(tmp))] = onnx_layer_outputs(onnx_files["dense"], weights)
             done()

@@ -130,49 +130,6 @@ def apply_prescales(model: nn.Module, report: Fp16RescaleReport) -> int:
     return applied
 
 
-def conv_norm_pairs(model: nn.Module) -> list[tuple[nn.Module, BatchStatNorm2d]]:
-    """(conv, norm) where the norm reads only the conv's output: consecutive children of a plain
-    nn.Sequential (its own forward feeds each output to the next child only), each module used
-    once in the model. Found by structure, whatever the model's classes are called."""
-    uses: dict[int, int] = {}
-    for _, m in model.named_modules(remove_duplicate=False):
-        uses[id(m)] = uses.get(id(m), 0) + 1
-    pairs = []
-    for parent in model.modules():
-        if not isinstance(parent, nn.Sequential) or type(parent).forward is not nn.Sequential.forward:
-            continue
-        children = list(parent.children())
-        for conv, norm in zip(children, children[1:]):
-            if (type(conv) in (nn.Conv2d, nn.ConvTranspose2d) and isinstance(norm, BatchStatNorm2d)
-                    and uses[id(conv)] == 1 and uses[id(norm)] == 1):
-                pairs.append((conv, norm))
-    return pairs
-
-
-def fold_prescales_into_convs(model: nn.Module) -> int:
-    """In place, for plain convs (the dense form): move each norm's prescale into the conv feeding it
-    (weight and bias per output channel; powers of two, so exact), so the file has no extra Mul.
-    The idct form keeps the Mul: its weights are rebuilt from FR coefficients in the file, and a
-    per-channel scale does not commute with the IDCT along the output-channel axis."""
-    folded = 0
-    with torch.no_grad():
-        for conv, norm in conv_norm_pairs(model):
-            if norm.prescale is None:
-                continue
-            c = norm.prescale.reshape(-1).to(conv.weight.dtype)
-            if isinstance(conv, nn.ConvTranspose2d):  # weight (in, out/groups, kh, kw)
-                g = conv.groups
-                w = conv.weight.view(g, conv.weight.shape[0] // g, conv.weight.shape[1], *conv.weight.shape[2:])
-                w.mul_(c.view(g, 1, -1, 1, 1))
-            else:                                     # weight (out, in/groups, kh, kw)
-                conv.weight.mul_(c.view(-1, 1, 1, 1))
-            if conv.bias is not None:
-                conv.bias.mul_(c)
-            norm.register_buffer("prescale", None)   # scaled_eps stays: the input is now c x
-            folded += 1
-    return folded
-
-
 @dataclass
 class Fp16Rewrites:
     """Both exact fp16 rewrites applied to one export module, as recorded in the manifest."""
