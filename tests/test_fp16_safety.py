@@ -221,6 +221,8 @@ def test_converted_files_keep_the_safe_form(tmp_path: Path) -> None:
             assert worst[1] < 100, (art.path, worst)
         else:                         # the conv outputs stay ~1e3, but no square of them is formed
             assert 500 < worst[1] < FP16_MAX / 4, (art.path, worst)
+            # the rewrite lives in the norm: each FR layer's output is still found (parity --layers)
+            assert sorted(art.layer_outputs) == ["body.0.weight", "body.3.weight", "body.6.weight"], art.path
 
 
 # ---- the authors' UNet ----
