@@ -39,6 +39,7 @@ def main() -> None:
     ckpt = str(Path(args.fixture) / "unet_fr.tar.xz")
     frlite = str(Path(sys.executable).with_name("frlite"))
     results = {}
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     for h, w in sizes:
         dst = Path(args.out) / f"factorized_{h}x{w}"
         secs, peak, code = run_measured([frlite, "convert", "unet", "--weights", ckpt, "--input", f"input:1x3x{h}x{w}",
@@ -65,7 +66,6 @@ def main() -> None:
             print(line)
         results[f"{h}x{w}"] = {f"{k[0]}/{k[1]}/{k[2]}/{k[3]}t": {"median_ms": v[0], "size_bytes": v[1]} for k, v in rows.items()}
 
-    Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "bench_factorized.json").write_text(json.dumps(results, indent=2))
     if args.no_profile:
         return
