@@ -248,8 +248,8 @@ def test_unet_factorized_fp16_safe_at_full_size(unet_model) -> None:  # type: ig
     from tests.conftest import README_DICE
 
     example = (torch.rand(1, 3, 640, 959, generator=torch.Generator().manual_seed(0)),)  # as convert's seeded sample
-    before, _ = factorize_model(unet_model, example, fp16_safe=False)
-    after, _ = factorize_model(unet_model, example)
+    before, plan = factorize_model(unet_model, example, fp16_safe=False)
+    after, _ = factorize_model(unet_model, example, plan=plan)  # the plan's forward of the FR model runs once
     for i in range(4):
         x, truth = _fixture(i)
         with torch.no_grad():
