@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .batch_stat_norm import BatchStatNorm2d
+from .stat_conditioning import ConditionReport, condition_fused_norms
 
 FP16_MAX = 65504.0
 TARGET_DEVIATION = 16.0   # scaled max |x - mean| on the example; squares <= 256
@@ -135,7 +136,7 @@ class Fp16Rewrites:
     """Both exact fp16 rewrites applied to one export module, as recorded in the manifest."""
 
     norm_prescale: Fp16RescaleReport
-    fused_norm_conditioning: object  # stat_conditioning.ConditionReport (imported lazily: no cycle)
+    fused_norm_conditioning: ConditionReport
 
     @property
     def unsafe(self) -> list[str]:
@@ -143,17 +144,15 @@ class Fp16Rewrites:
 
     def as_json(self) -> dict:
         return {"norm_prescale": self.norm_prescale.as_json(),
-                "fused_norm_conditioning": self.fused_norm_conditioning.as_json(),  # type: ignore[attr-defined]
+                "fused_norm_conditioning": self.fused_norm_conditioning.as_json(),
                 "unsafe": self.unsafe}
 
     def summary(self) -> list[str]:
-        return [self.fused_norm_conditioning.summary(), self.norm_prescale.summary()]  # type: ignore[attr-defined]
+        return [self.fused_norm_conditioning.summary(), self.norm_prescale.summary()]
 
 
 def make_fp16_safe(model: nn.Module, example: tuple[torch.Tensor, ...]) -> Fp16Rewrites:
     """In place, on an export module (portable norms, fused factorized norms): whiten the fused
     norms' statistics, then prescale the remaining batch-statistics norms. Both exact."""
-    from .stat_conditioning import condition_fused_norms
-
     fused = condition_fused_norms(model, example)
     return Fp16Rewrites(prescale_stat_norms(model, example), fused)
