@@ -1,6 +1,7 @@
 """--mode factorized vs dense for the authors' UNet, measured side by side in one run.
 
     .venv/bin/python bench/bench_factorized.py [--fixture ../shared/fixtures/frereg_unet] [--out out/bench]
+        [--sizes 320x480,640x959] [--threads 1,2] [--no-profile]
 
 At 1x3x320x480 and 1x3x640x959: convert (dense + factorized; onnx + tflite-cpu; fp32 + fp16),
 then median of 5 latencies (after a warm-up) with LiteRT XNNPACK (1 and 2 threads) and ONNX
@@ -24,7 +25,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fixture", default=str(REPO.parent / "shared" / "fixtures" / "frereg_unet"))
     ap.add_argument("--out", default=str(REPO / "out" / "bench"))
+    ap.add_argument("--sizes", default="320x480,640x959", help="HxW list (the speed-up goal is checked at 320x480)")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--no-profile", action="store_true", help="skip the PyTorch op profile")
     args = ap.parse_args()
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    thread_counts = [int(t) for t in args.threads.split(",")]
     sys.path.insert(0, str(REPO))
     from frlite.converter.core.manifest import read_manifest
     from frlite.runtimes.base import RunOptions
@@ -33,7 +39,8 @@ def main() -> None:
     ckpt = str(Path(args.fixture) / "unet_fr.tar.xz")
     frlite = str(Path(sys.executable).with_name("frlite"))
     results = {}
-    for h, w in ((320, 480), (640, 959)):
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    for h, w in sizes:
         dst = Path(args.out) / f"factorized_{h}x{w}"
         secs, peak, code = run_measured([frlite, "convert", "unet", "--weights", ckpt, "--input", f"input:1x3x{h}x{w}",
                                          "--mode", "dense", "factorized", "--target", "onnx", "tflite-cpu",
@@ -45,7 +52,7 @@ def main() -> None:
         rows = {}
         print(f"== 1x3x{h}x{w} (conversion of both modes: {secs:.0f} s, peak {peak / 1e9:.1f} GB)")
         for art in manifest.artifacts:
-            for threads in (1, 2):
+            for threads in thread_counts:
                 variant = "xnnpack" if art.runtime == "tflite" else "default"
                 rt = open_artifact(dst, art, RunOptions(threads=threads, variant=variant)).inner  # type: ignore[attr-defined]
                 feeds = {s.name: s.to_runtime(x) for s in rt.inputs()}
@@ -59,6 +66,9 @@ def main() -> None:
             print(line)
         results[f"{h}x{w}"] = {f"{k[0]}/{k[1]}/{k[2]}/{k[3]}t": {"median_ms": v[0], "size_bytes": v[1]} for k, v in rows.items()}
 
+    (Path(args.out) / "bench_factorized.json").write_text(json.dumps(results, indent=2))
+    if args.no_profile:
+        return
     print("== where the factorized UNet spends its time (PyTorch profile, 1x3x320x480, 1 thread)")
     import torch
     from torch.profiler import ProfilerActivity, profile

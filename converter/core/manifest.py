@@ -84,6 +84,9 @@ class Manifest:
     fr_layers: list[dict[str, Any]] = field(default_factory=list)
     # --mode factorized: per FR layer the cost model's choice (factorized or dense) and its MACs
     factorization: list[dict[str, Any]] = field(default_factory=list)
+    # exact rewrites that keep fp16 arithmetic finite and precise, per mode ("dense" also covers
+    # idct): constants chosen on the conversion's example, layers that could not be made safe
+    fp16_rewrites: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)

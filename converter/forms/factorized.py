@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +72,7 @@ class FactorizedConv2d(nn.Module):
         self.stride, self.padding, self.dilation = layer.stride, layer.padding, layer.dilation
         self.padding_mode = layer.padding_mode
         self._reversed_padding = getattr(layer, "_reversed_padding_repeated_twice", None)
+        self.register_buffer("core_bias", None)  # set only where a norm follows (stat_conditioning)
 
     def core_from_projected(self, p: torch.Tensor) -> torch.Tensor:
         """Small conv on the projected (groups*k1)-channel input. Padding after the 1x1 projection is
@@ -80,7 +82,7 @@ class FactorizedConv2d(nn.Module):
             padding: object = 0
         else:
             padding = self.padding
-        return F.conv2d(p, self.core, None, self.stride, padding, self.dilation, self.groups)
+        return F.conv2d(p, self.core, self.core_bias, self.stride, padding, self.dilation, self.groups)
 
     def core_output(self, x: torch.Tensor) -> torch.Tensor:
         """The small (groups*k0)-channel tensor before expand; the fused norm reads its statistics."""
@@ -128,18 +130,28 @@ class FactorizedConvStatNorm2d(nn.Module):
         pairs = [(a, b) for a in range(k0) for b in range(a, k0)]
         left = torch.zeros(len(pairs), k0, 1, 1, dtype=e.dtype, device=e.device)
         right = torch.zeros_like(left)
-        w2 = torch.empty(c_out, len(pairs), 1, 1, dtype=e.dtype, device=e.device)
         for i, (a, b) in enumerate(pairs):
             left[i, a] = 1.0
             right[i, b] = 1.0
-            w2[:, i, 0, 0] = e[:, a] * e[:, b] * (1.0 if a == b else 2.0)      # Cov is symmetric
         self.conv = conv
+        self.eps = float(norm.eps)
         self.register_buffer("pair_left", left)      # d -> d_a per pair (a, b), a <= b
         self.register_buffer("pair_right", right)    # d -> d_b
-        self.register_buffer("var_weight", w2)       # pair covariances -> var_x
-        self.register_buffer("var_bias", torch.full((c_out,), norm.eps, dtype=e.dtype, device=e.device))  # + eps
+        self.set_expand(e, torch.full((c_out,), norm.eps, dtype=torch.float64))
         self.weight = None if norm.weight is None else nn.Parameter(norm.weight.detach().clone())
         self.bias = None if norm.bias is None else nn.Parameter(norm.bias.detach().clone())
+        self._observer: Callable[[torch.Tensor], None] | None = None  # sees each core output (stat_conditioning)
+
+    def set_expand(self, e: torch.Tensor, eps: torch.Tensor) -> None:
+        """Use expand E (C_out, k0) and per-channel eps; var_weight and var_bias follow from them.
+        Computed in float64: the pair products of E are the constants var_x cancels with."""
+        e64 = e.detach().double()
+        pairs = [(a, b) for a in range(e64.shape[1]) for b in range(a, e64.shape[1])]
+        w2 = torch.stack([e64[:, a] * e64[:, b] * (1.0 if a == b else 2.0) for a, b in pairs], dim=1)  # Cov is symmetric
+        dtype, device = self.pair_left.dtype, self.pair_left.device
+        self.conv.register_buffer("expand", e64.to(dtype).reshape(*e64.shape, 1, 1).contiguous().to(device))
+        self.register_buffer("var_weight", w2.to(dtype).reshape(*w2.shape, 1, 1).contiguous().to(device))  # pair covariances -> var_x
+        self.register_buffer("var_bias", eps.detach().to(dtype).contiguous().to(device))                  # + eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.from_core(self.conv.core_output(x))
@@ -148,6 +160,8 @@ class FactorizedConvStatNorm2d(nn.Module):
         return self.from_core(self.conv.core_from_projected(p))
 
     def from_core(self, q: torch.Tensor) -> torch.Tensor:
+        if self._observer is not None:
+            self._observer(q)
         d = q - _stat_mean(q)
         if d.shape[1] == 1:
             prod = d * d
@@ -387,11 +401,13 @@ def mergeable_ups(model: nn.Module) -> dict[str, str]:
 
 
 def factorize_model(model: nn.Module, example: tuple[torch.Tensor, ...] | None = None,
-                    plan: list[LayerChoice] | None = None) -> tuple[nn.Module, list[LayerChoice]]:
+                    plan: list[LayerChoice] | None = None, fp16_safe: bool = True) -> tuple[nn.Module, list[LayerChoice]]:
     """A copy of `model` with each FR layer factorized where the cost model says it pays off (the
     rest baked dense), batch-statistics norms made portable and, where the plan says so, fused into
     the factorized conv before them (`fused_norm`) and UNet Up blocks run without their concat
-    (`merged_into`). Runs in PyTorch and exports as is."""
+    (`merged_into`). Runs in PyTorch and exports as is. With an example and `fp16_safe`, the norms
+    are rewritten exactly so fp16 arithmetic neither overflows nor cancels in them
+    (frlite.converter.forms.fp16_rescale.make_fp16_safe, measured on the example)."""
     if plan is None:
         if example is None:
             raise ValueError("give an example input (the cost depends on the layer's input size) or a plan")
@@ -409,6 +425,10 @@ def factorize_model(model: nn.Module, example: tuple[torch.Tensor, ...] | None =
         _set_submodule(out, name, new)
     _fuse_stat_norms(out, plan)
     _merge_ups(out, plan)
+    if fp16_safe and example is not None:
+        from frlite.converter.forms.fp16_rescale import make_fp16_safe
+
+        make_fp16_safe(out, example)
     return out, plan
 
 

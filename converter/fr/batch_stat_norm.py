@@ -17,19 +17,35 @@ from frlite.converter.fr.module_surgery import replace_modules
 
 
 class BatchStatNorm2d(nn.Module):
-    """y = (x - mean) / sqrt(var + eps) [* weight + bias], stats over (N, H, W) of this input."""
+    """y = (x - mean) / sqrt(var + eps) [* weight + bias], stats over (N, H, W) of this input.
+
+    `prescale` (per channel, powers of two; None until frlite.converter.forms.fp16_rescale sets it) scales the
+    deviations before they are squared: with t = c (x - mean), y = t / sqrt(mean(t^2) + c^2 eps)
+    exactly, in any float precision (a power of two only moves the exponent). It keeps the squares
+    below fp16's 65,504: the UNet's deviations reach ~1,000, their squares 1e6, inf in fp16.
+    """
 
     def __init__(self, source: nn.BatchNorm2d) -> None:
         super().__init__()
         self.eps = float(source.eps)
         self.weight = None if source.weight is None else nn.Parameter(source.weight.detach().clone())
         self.bias = None if source.bias is None else nn.Parameter(source.bias.detach().clone())
+        self.register_buffer("prescale", None)    # (1, C, 1, 1) or None
+        self.register_buffer("scaled_eps", None)  # c^2 eps, same shape
+
+    def set_prescale(self, c: torch.Tensor) -> None:
+        """Per-channel c > 0 (a power of two keeps the rewrite bit-exact); eps becomes c^2 eps."""
+        c = c.detach().reshape(1, -1, 1, 1)
+        self.register_buffer("prescale", c.clone())
+        self.register_buffer("scaled_eps", (c * c * self.eps).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean = x.mean(dim=(0, 2, 3), keepdim=True)
         centered = x - mean
+        if self.prescale is not None:
+            centered = centered * self.prescale
         var = (centered * centered).mean(dim=(0, 2, 3), keepdim=True)
-        y = centered / torch.sqrt(var + self.eps)
+        y = centered / torch.sqrt(var + (self.eps if self.scaled_eps is None else self.scaled_eps))
         if self.weight is not None:
             y = y * self.weight.view(1, -1, 1, 1)
         if self.bias is not None:

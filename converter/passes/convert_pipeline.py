@@ -11,6 +11,8 @@ Steps (each reads what the previous wrote into the temp folder):
      step of an idct conversion ever holds the dense weights in a converter
   6. delegate compatibility reports for tflite-gpu / tflite-nnapi
   7. quick parity of every artifact against PyTorch; a mismatch fails the conversion
+Every export module is first rewritten exactly so fp16 arithmetic (phone GPU / NNAPI / XNNPACK
+fp16) neither overflows nor cancels in its batch-statistics norms (converter/fp16_rescale.py).
   8. manifest.json + convert.log, then the temp folder becomes --out
 Shared work (export, the onnx2tf run) happens once however many modes and targets are asked.
 """
@@ -54,6 +56,7 @@ from frlite.converter.tflite.tflite_fold import dense_twin
 from frlite.converter.tflite.tflite_file import load_model_object, name_io, read_tflite, save_model_object
 from frlite.converter.tflite.tflite_fp16 import to_fp16
 from frlite.converter.forms.factorized import factorize_model, plan_as_json
+from frlite.converter.forms.fp16_rescale import Fp16RescaleReport, apply_prescales, make_fp16_safe, prescale_stat_norms
 from frlite.converter.fr.idct_rebuild import FRWeight
 from frlite.converter.tflite.tflite_idct import fr_layer_outputs, inject_idct
 from frlite.converter.forms.weight_inputs import SizeDependentGraph, SkeletonExport, export_skeleton_onnx, reduced_example
@@ -300,10 +303,25 @@ def convert(req: ConvertRequest) -> ConvertResult:
 
         onnx_files: dict[str, Path] = {}
         (tmp / "onnx").mkdir()
+        fp16_rewrites: dict[str, object] = {}
+        norm_scales: list[Fp16RescaleReport] = []  # chosen once, on the first dense export module
+
+        def safe_dense_module() -> nn.Module:
+            """dense_export_module with its norms prescaled for fp16 (dense and idct share the constants)."""
+            module = dense_export_module(model)
+            if not norm_scales:
+                norm_scales.append(prescale_stat_norms(module, tuple(example.values())))
+                log(f"  {norm_scales[0].summary()}")
+                fp16_rewrites["dense"] = {"norm_prescale": norm_scales[0].as_json(),
+                                          "unsafe": [f"{n.name}: {n.reason}" for n in norm_scales[0].unsafe]}
+            else:
+                apply_prescales(module, norm_scales[0])
+            return module
+
         if "dense" in req.modes:
             done = step("export dense ONNX")
             onnx_files["dense"] = tmp / "onnx" / "dense.onnx"
-            export_onnx(dense_export_module(model), example, out_names, onnx_files["dense"])
+            export_onnx(safe_dense_module(), example, out_names, onnx_files["dense"])
             simplify_onnx(onnx_files["dense"])
             layer_maps[str(onnx_files["dense"].relative_to(tmp))] = onnx_layer_outputs(onnx_files["dense"], weights)
             done()
@@ -314,11 +332,16 @@ def convert(req: ConvertRequest) -> ConvertResult:
         if "idct" in req.modes:
             onnx_files["idct"] = tmp / "onnx" / "idct.onnx"
             skeleton, layer_maps[str(onnx_files["idct"].relative_to(tmp))] = _idct_onnx(
-                model, example, onnx_inputs, onnx_outputs, ref_outputs, weights, req, tmp, work, step, log, notes, measured)
+                model, safe_dense_module, example, onnx_inputs, onnx_outputs, ref_outputs, weights, req, tmp, work, step,
+                log, notes, measured)
 
         if "factorized" in req.modes:
             done = step("build factorized model (cost model per layer) and export its ONNX")
-            fact_module, fact_plan = factorize_model(model, tuple(example.values()))
+            fact_module, fact_plan = factorize_model(model, tuple(example.values()), fp16_safe=False)
+            rewrites = make_fp16_safe(fact_module, tuple(example.values()))
+            for line in rewrites.summary():
+                log(f"  {line}")
+            fp16_rewrites["factorized"] = rewrites.as_json()
             onnx_files["factorized"] = tmp / "onnx" / "factorized.onnx"
             export_onnx(fact_module, example, out_names, onnx_files["factorized"])
             simplify_onnx(onnx_files["factorized"])
@@ -341,6 +364,9 @@ def convert(req: ConvertRequest) -> ConvertResult:
             if art.mode == "idct":
                 art.notes = list(notes.get("onnx" if art.runtime == "onnxruntime" else art.path, []))
             art.layer_outputs = dict(layer_maps.get(art.path, {}))
+            rewrite = fp16_rewrites.get("factorized" if art.mode == "factorized" else "dense", {})
+            art.notes += [f"fp16 arithmetic: norm {u} (no exact rewrite keeps it finite)"
+                          for u in rewrite.get("unsafe", [])]  # type: ignore[attr-defined]
 
         weights.clear()  # dense copies no later step reads: the parity runs get their memory
         for _, layer in fr_layers(model):
@@ -379,6 +405,7 @@ def convert(req: ConvertRequest) -> ConvertResult:
         ckpt = loaded.checkpoint
         manifest = Manifest(
             factorization=plan_as_json(fact_plan) if "factorized" in req.modes else [],
+            fp16_rewrites=fp16_rewrites,
             model_spec=portable_spec(req.model_spec),
             checkpoint=str(ckpt.path.resolve()) if ckpt else None,
             checkpoint_sha256=ckpt.sha256 if ckpt else None,
@@ -409,7 +436,8 @@ def _worst_error(runtime, samples: list[dict[str, np.ndarray]], ref_outputs: lis
     return max(errs)
 
 
-def _idct_onnx(model: nn.Module, example: dict[str, torch.Tensor], onnx_inputs: list[TensorInfo],
+def _idct_onnx(model: nn.Module, export_module: Callable[[], nn.Module], example: dict[str, torch.Tensor],
+               onnx_inputs: list[TensorInfo],
                onnx_outputs: list[TensorInfo], ref_outputs: list[list[np.ndarray]], weights: list[FRWeight],
                req: ConvertRequest, tmp: Path, work: Path, step, log: _Log, notes: dict[str, list[str]],  # type: ignore[no-untyped-def]
                measured: dict[tuple[str, str], float]) -> tuple[SkeletonExport, dict[str, str]]:
@@ -428,7 +456,7 @@ def _idct_onnx(model: nn.Module, example: dict[str, torch.Tensor], onnx_inputs: 
             "x".join(map(str, t.shape)) for t in trace_at.values())
         done = step(f"export the weight-free skeleton ONNX (FR weights as graph inputs; {where})")
         try:
-            skeleton = export_skeleton_onnx(dense_export_module(model), [n for n, _ in fr_layers(model)], example,
+            skeleton = export_skeleton_onnx(export_module(), [n for n, _ in fr_layers(model)], example,
                                             out_names, skeleton_onnx, trace_at=trace_at, output_shapes=out_shapes)
         except SizeDependentGraph as exc:
             log(f"  {exc}; exporting at full size")
