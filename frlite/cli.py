@@ -179,6 +179,8 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         state = "ERROR" if r.error else ("pass" if r.passed else "FAIL")
         worst = r.worst_rel_error
         print(f"{state:5s} {r.label}  worst |error|/scale {worst:.2e}" + (f"  {r.error}" if r.error else ""))
+        if r.fp16_arith is not None:
+            print(f"      {r.fp16_arith.message}")
     for label, cmp in report.layers.items():
         first = cmp["first_divergent"]
         if first:
@@ -270,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=2, help="seeded random samples when no --inputs (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runtimes", nargs="+", help="torch,onnxruntime,tflite (default all)")
-    p.add_argument("--variants", nargs="+", help="default,no-opt (onnxruntime); xnnpack,builtin,reference (tflite)")
+    p.add_argument("--variants", nargs="+", help="default,no-opt (onnxruntime); xnnpack,builtin,reference,fp16-arith,fp32-arith (tflite); "
+                   "default: default + xnnpack, plus fp16-arith for files meant for tflite-gpu / tflite-nnapi")
     p.add_argument("--reference", default="torch")
     p.add_argument("--atol", type=float, help="absolute tolerance (default per precision, relative to the output's scale)")
     p.add_argument("--rtol", type=float, help="relative tolerance (default 0)")
