@@ -11,6 +11,8 @@ Steps (each reads what the previous wrote into the temp folder):
      step of an idct conversion ever holds the dense weights in a converter
   6. delegate compatibility reports for tflite-gpu / tflite-nnapi
   7. quick parity of every artifact against PyTorch; a mismatch fails the conversion
+  7b. tflite-gpu / tflite-nnapi files also in fp16 arithmetic (converter/fp16_check.py): the
+     verdict is recorded (manifest, compat report, convert.log), an unsafe file is still written
   8. manifest.json + convert.log, then the temp folder becomes --out
 Shared work (export, the onnx2tf run) happens once however many modes and targets are asked.
 """
@@ -36,6 +38,7 @@ from torch import nn
 
 from .batch_stat_norm import clone_for_export
 from .errors import FrliteError, UsageError
+from .fp16_check import FP16_TARGETS, check_fp16_arithmetic
 from .fr_layers import fr_layers
 from .layouts import model_layout, onnx2tf_layout
 from .manifest import Artifact, ArtifactParity, Manifest, TensorInfo
@@ -314,6 +317,14 @@ def convert(req: ConvertRequest) -> ConvertResult:
         if failures:
             raise FrliteError("conversion does not match PyTorch on seeded inputs: " + "; ".join(failures)
                               + "; nothing was written (rerun with --debug and see the conversion log)")
+        fp16_files = {a.path for a in artifacts if a.runtime == "tflite" and a.target in FP16_TARGETS
+                      and a.precision in ("fp32", "fp16")}
+        if fp16_files:
+            # the GPU / NNAPI delegates compute in fp16 when allowed: measure it (converter/fp16_check.py)
+            done = step(f"fp16-arithmetic check of {len(fp16_files)} files for tflite-gpu / tflite-nnapi")
+            check_fp16_arithmetic(tmp, artifacts, _samples(example, req), ref_outputs, out_names,
+                                  QUICK_TOLERANCE["fp16"], _QUICK_RUN.threads, log)
+            done()
 
         shutil.rmtree(work, ignore_errors=True)
         ckpt = loaded.checkpoint

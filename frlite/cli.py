@@ -143,7 +143,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         for a in result.manifest.artifacts:
             p = a.parity
             print(f"{a.mode:6s} {a.target:12s} {a.precision:12s} {a.size_bytes:>12,d} B  {a.path}"
-                  + (f"  parity {p.max_rel_to_scale:.1e}" if p else ""))
+                  + (f"  parity {p.max_rel_to_scale:.1e}" if p else "")
+                  + (f"  fp16 arithmetic {'safe' if a.fp16_arith.safe else 'UNSAFE (precision loss off)'}"
+                     if a.fp16_arith else ""))
         print(f"wrote {result.out} in {result.seconds:.1f} s")
     return 0
 
