@@ -43,10 +43,14 @@ def _jobs(target: Path) -> tuple[list[DeviceJob], Path | None]:
         from converter.manifest import read_manifest
 
         seen, jobs = set(), []
-        for art in read_manifest(target).artifacts:
+        arts = read_manifest(target).artifacts
+        for art in arts:
             if art.runtime == "tflite" and art.path not in seen:
                 seen.add(art.path)
-                jobs.append(DeviceJob(target / art.path, art.path, art.precision, art.mode, art.inputs, art.outputs))
+                verdict = next((a.fp16_arith for a in arts
+                                if a.path == art.path and a.fp16_arith is not None), None)
+                jobs.append(DeviceJob(target / art.path, art.path, art.precision, art.mode, art.inputs, art.outputs,
+                                      fp16_arith=verdict))
         if not jobs:
             raise UsageError(f"{target} holds no .tflite artifact; convert with --target tflite-cpu/gpu/nnapi")
         return jobs, target
@@ -78,6 +82,12 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], dict | None]:
         raise UsageError("--parity needs a `frlite convert` folder as TARGET (its manifest says how to compare)")
     adb = Adb(req.adb)
     serials = select_devices(adb, req.devices)
+    if any(d in ("gpu", "nnapi") for d in req.delegates):
+        from .precision_policy import choose
+
+        for job in jobs:  # once per file, before any phone is touched
+            choice = choose(job.local, job.precision, job.fp16_arith)  # type: ignore[arg-type]
+            job.allow_fp16, job.numerics = choice.allow_fp16, choice.reason
     samples = None
     if req.parity:
         from converter.manifest import read_manifest

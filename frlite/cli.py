@@ -226,6 +226,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             extra = f"  {r.delegated_nodes}/{r.total_nodes} nodes on delegate" if r.total_nodes else ""
             print(f"{where:12s} {r.artifact:28s} {r.delegate:8s} {r.threads}t  median {r.latency.median_us / 1e3:9.2f} ms"
                   f"  (n={r.latency.count}){extra}")
+        if r.numerics:
+            print(f"{'':12s} {r.artifact:28s} {r.delegate:8s} {r.numerics}")
     if parity:
         for label, rep in parity.items():
             print(f"parity {label}: {'pass' if rep['passed'] else 'FAIL'}")
