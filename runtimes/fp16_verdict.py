@@ -54,7 +54,7 @@ def _overflow_record(s: OpStat, layer: str | None) -> dict[str, Any]:
 def describe_overflow(rec: dict[str, Any]) -> str:
     where = f"op {rec['op_index']} {rec['op_type']} ({rec['output']})"
     if rec.get("layer"):
-        where += f" after FR layer {rec['layer']}"
+        where += f" (at or after FR layer {rec['layer']})"
     what = f"overflows fp16 (max |value| {float(rec['max_abs']):.3g})" if rec["kind"] == "overflow" \
         else f"goes non-finite ({rec['max_abs']})"
     return f"{where} {what}"
