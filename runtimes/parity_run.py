@@ -250,6 +250,8 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
         for res in results:
             if res.passed and not res.error:
                 continue  # per-layer detail where a file diverges
+            if res.variant.endswith("-arith"):
+                continue  # the fp16 verdict names the first overflowing op and its FR layer itself
             art = next(a for a in manifest.artifacts if a.path == res.path and a.runtime == res.runtime)
             a_rel, _ = DEFAULT_TOLERANCES.get(art.precision, (1e-3, 0.0))
             cmp = compare_layers(reference.model, folder, art, data[0].arrays, a_rel)
