@@ -1,38 +1,61 @@
-"""Validate the fp16 executor's kernels against LiteRT itself (fp32 mode: no rounding)."""
+"""Validate the fp16 executor's kernels against LiteRT itself (fp32 mode: no rounding).
+
+Two checks per file on seeded inputs:
+- per op: each op's kernel fed LiteRT's own input tensors (builtin kernels, all tensors kept)
+  gives LiteRT's output to 1e-5 of that output's max |value| (measured <= 4.3e-6: long conv
+  sums in another order). A wrong padding, layout or option is > 1e-2.
+- end to end vs XNNPACK: 1e-5 of scale, or twice what LiteRT's own builtin kernels differ from
+  XNNPACK on the same input when that is larger: the UNet's batch-statistics norms amplify
+  fp32 summation noise (factorized UNet at 64x96: builtin vs XNNPACK 2.0e-5, executor 1.5e-5).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from runtimes.fp16_executor import GraphExecutor
 
-# fp32-mode executor vs LiteRT, max |error| / max |LiteRT output|: measured <= 6e-6 on every UNet
-# and small-model file (torch conv vs XNNPACK summation order); a wrong padding or layout is >1e-2
 KERNEL_TOLERANCE = 1e-5
 
 
-def litert_outputs(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    from ai_edge_litert.interpreter import Interpreter
+def _litert(path: Path, feeds: dict[str, np.ndarray], builtin: bool = False):  # type: ignore[no-untyped-def]
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    it = Interpreter(model_path=str(path), num_threads=1)
+    it = Interpreter(model_path=str(path), num_threads=1, experimental_preserve_all_tensors=builtin,
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin
+                     else OpResolverType.AUTO)
     it.allocate_tensors()
-    return {k: np.asarray(v) for k, v in it.get_signature_runner()(**feeds).items()}
+    outs = {k: np.asarray(v) for k, v in it.get_signature_runner()(**feeds).items()}
+    return outs, it
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max()) / (float(np.abs(b).max()) or 1.0)
 
 
 def assert_kernels_match_litert(path: Path, samples: int = 2) -> float:
-    """Run `path` in the executor (fp32) and in LiteRT on seeded inputs; returns the worst
-    |error| / scale, failing above KERNEL_TOLERANCE."""
+    """Both checks on `path`; returns the worst end-to-end |error| / scale vs XNNPACK."""
     ex = GraphExecutor(path, "fp32")
     rng = np.random.default_rng(1)
     worst = 0.0
     for _ in range(samples):
         feeds = {n: rng.random(ex.graph.tensors[i].shape, dtype=np.float32) for n, i in ex.input_indices().items()}
-        want = litert_outputs(path, feeds)
+        want, _ = _litert(path, feeds)
+        builtin, it = _litert(path, feeds, builtin=True)
+        for op in ex.graph.ops:
+            args = [None if i < 0 else (ex.constant(i) if ex.constant(i) is not None
+                                        else torch.from_numpy(np.array(it.get_tensor(i)))) for i in op.inputs]
+            for idx, out in zip(op.outputs, ex.run_op(op.index, args)):
+                rel = _rel(out.numpy(), it.get_tensor(idx))
+                assert rel <= KERNEL_TOLERANCE, f"{path.name} op {op.index} {op.kind}: {rel:.2e} of scale off LiteRT"
+        del it
         got, stats = ex.run(feeds)
-        assert stats and not any(s.bad for s in stats)
+        assert stats and not any(s.nonfinite for s in stats)  # fp32: values past 65,504 are fine here
         for name, w in want.items():
-            rel = float(np.abs(got[name] - w).max()) / (float(np.abs(w).max()) or 1.0)
-            assert rel <= KERNEL_TOLERANCE, f"{path.name} output {name}: {rel:.2e} of scale off LiteRT"
+            rel = _rel(got[name], w)
+            floor = 2 * _rel(builtin[name], w)
+            assert rel <= max(KERNEL_TOLERANCE, floor), f"{path.name} output {name}: {rel:.2e} of scale off LiteRT"
             worst = max(worst, rel)
     return worst
