@@ -27,8 +27,12 @@ def _litert(path: Path, feeds: dict[str, np.ndarray], builtin: bool = False):  #
                      experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin
                      else OpResolverType.AUTO)
     it.allocate_tensors()
-    outs = {k: np.asarray(v) for k, v in it.get_signature_runner()(**feeds).items()}
-    return outs, it
+    if it.get_signature_list():
+        return {k: np.asarray(v) for k, v in it.get_signature_runner()(**feeds).items()}, it
+    for d in it.get_input_details():  # a file without a signature: tensors by name
+        it.set_tensor(d["index"], feeds[d["name"]])
+    it.invoke()
+    return {d["name"]: np.array(it.get_tensor(d["index"])) for d in it.get_output_details()}, it
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:

@@ -115,3 +115,13 @@ def test_fp32_mode_matches_litert_on_every_file(spec: str, shape: str, unet_arch
     assert len(files) == 6
     for f in files:
         assert_kernels_match_litert(f)
+
+
+def test_kernels_match_litert_on_tf_built_ops() -> None:
+    """Ops and options phones' files hold beyond frlite's own (tests/data/make_tf_ops.py, written
+    by TensorFlow's TFLite converter): asymmetric SAME padding, depth multiplier, average pool,
+    transpose conv to an odd size, and the activations."""
+    path = Path(__file__).parent / "data" / "tf_ops.tflite"
+    ops = {op.kind for op in GraphExecutor(path, "fp32").graph.ops}
+    assert {"AVERAGE_POOL_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "SOFTMAX", "LEAKY_RELU", "RELU6"} <= ops
+    assert_kernels_match_litert(path)
