@@ -52,7 +52,7 @@ def _overflow_record(s: OpStat, layer: str | None) -> dict[str, Any]:
 
 
 def describe_overflow(rec: dict[str, Any]) -> str:
-    where = f"op {rec['op_index']} {rec['op_type']} ({rec['output']})"
+    where = f"op {rec['op_index']} {rec['op_type']} ({rec['output'] or 'tensor ' + str(rec['output_tensor'])})"
     if rec.get("layer"):
         where += f" (at or after FR layer {rec['layer']})"
     what = f"overflows fp16 (max |value| {float(rec['max_abs']):.3g})" if rec["kind"] == "overflow" \
