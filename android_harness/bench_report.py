@@ -51,6 +51,10 @@ def write_reports(results: list[BenchResult], out: Path) -> list[Path]:
         lines.append(f"| {r.backend} | {dev} | {r.artifact} | {r.delegate} | {r.threads} | {lat.median_us / 1e3:.2f} | "
                      f"{lat.min_us / 1e3:.2f} | {(lat.p90_us or 0) / 1e3:.2f} | {(r.init_us or 0) / 1e3:.1f} | {delegated} | "
                      f"{r.peak_memory_mb or 0:.0f} |" if lat else f"| {r.backend} | {dev} | {r.artifact} | {r.delegate} | {r.threads} | - | | | | {delegated} | |")
+    numerics = sorted({(r.artifact, r.numerics) for r in results if r.numerics})
+    if numerics:
+        lines += ["", "## GPU / NNAPI precision (from the fp16-arithmetic verdict)", ""]
+        lines += [f"- {art}: {why}" for art, why in numerics]
     warnings = sorted({w for r in results for w in r.warnings})
     if warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]

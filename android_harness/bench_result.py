@@ -41,6 +41,7 @@ class BenchResult:
     flags: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    numerics: str | None = None   # gpu / nnapi: which precision was asked for and why (fp16-arithmetic verdict)
 
     def to_json(self) -> dict:
         return asdict(self)

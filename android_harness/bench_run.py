@@ -46,16 +46,20 @@ def _jobs(target: Path) -> tuple[list[DeviceJob], ConvertFolder | None]:
         return [DeviceJob(target, target.name, "fp16" if fp16 else "fp32")], None
     if target.is_dir() and (target / "manifest.json").exists():
         folder = ConvertFolder.open(target)
+        arts = folder.manifest.artifacts
         seen: set[str] = set()
         tflite = []
-        for art in folder.manifest.artifacts:
+        for art in arts:
             if art.runtime == "tflite" and art.path not in seen:
                 seen.add(art.path)
                 tflite.append(art)
         if not tflite:
             raise UsageError(f"{target} holds no .tflite artifact; convert with --target tflite-cpu/gpu/nnapi")
         folder.verify_all(tflite)  # every file before the first runs
-        jobs = [DeviceJob(folder.artifact_file(a), a.path, a.precision, a.mode, a.inputs, a.outputs) for a in tflite]
+        # the fp16-arithmetic verdict convert measured for the file (any of its tflite-* targets)
+        verdicts = {a.path: a.fp16_arith for a in arts if a.fp16_arith is not None}
+        jobs = [DeviceJob(folder.artifact_file(a), a.path, a.precision, a.mode, a.inputs, a.outputs,
+                          fp16_arith=verdicts.get(a.path)) for a in tflite]
         return jobs, folder
     raise UsageError(f"{target} is neither a .tflite file nor a `frlite convert` folder")
 
@@ -85,6 +89,12 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], dict | None]:
         raise UsageError("--parity needs a `frlite convert` folder as TARGET (its manifest says how to compare)")
     adb = Adb(req.adb)
     serials = select_devices(adb, req.devices)
+    if any(d in ("gpu", "nnapi") for d in req.delegates):
+        from frlite.android_harness.precision_policy import choose
+
+        for job in jobs:  # once per file, before any phone is touched
+            choice = choose(job.local, job.precision, job.fp16_arith)  # type: ignore[arg-type]
+            job.allow_fp16, job.numerics = choice.allow_fp16, choice.reason
     samples = None
     reference = None
     if req.parity:

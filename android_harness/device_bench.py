@@ -32,9 +32,10 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _LIST_SEPARATORS = re.compile(r"[,:\s]")  # benchmark_model splits --input_layer* values on these
 
 
-def delegate_flags(delegate: str, precision: str | None) -> list[str]:
-    """Flags per delegate; the GPU precision is always stated, never left to the tool's fp16 default."""
-    fp16 = precision == "fp16"
+def delegate_flags(delegate: str, allow_fp16: bool) -> list[str]:
+    """Flags per delegate; the GPU precision is always stated, never left to the tool's fp16 default.
+    `allow_fp16` comes from the measured fp16-arithmetic verdict (precision_policy.py)."""
+    fp16 = allow_fp16
     if delegate == "cpu":
         return ["--use_xnnpack=false"]
     if delegate == "xnnpack":
@@ -99,6 +100,9 @@ class DeviceJob:
     mode: str | None = None
     inputs: list | None = None    # manifest TensorInfo list (file layout), for --parity
     outputs: list | None = None
+    fp16_arith: object | None = None  # manifest Fp16Arith: the verdict measured at conversion
+    allow_fp16: bool = False          # set by run_bench from precision_policy.choose
+    numerics: str | None = None       # why: the line shown and stored in bench.json
 
 
 class DeviceBench:
@@ -161,12 +165,13 @@ class DeviceBench:
             self.adb.push(self.serial, str(job.local), remote)
             self.pushed.append(remote)
         flags = [f"--graph={remote}", f"--num_threads={threads}", f"--warmup_runs={warmup}", f"--num_runs={runs}",
-                 f"--min_secs={min_seconds}", "--report_peak_memory_footprint=true", *delegate_flags(delegate, job.precision),
+                 f"--min_secs={min_seconds}", "--report_peak_memory_footprint=true", *delegate_flags(delegate, job.allow_fp16),
                  *(extra or [])]
         text, code = self._run_tool(flags)
         out = parse_benchmark_output(text)
         base = dict(backend="device", device=self.facts.as_dict(), artifact=job.label, mode=job.mode, precision=job.precision,
-                    delegate=delegate, threads=threads, flags=flags, warnings=list(self.warnings))
+                    delegate=delegate, threads=threads, flags=flags, warnings=list(self.warnings),
+                    numerics=job.numerics if delegate in ("gpu", "nnapi") else None)
         if code != 0 or not out.complete:
             last = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or ["no output"]
             return BenchResult(**base, init_us=None, first_inference_us=None, warmup_avg_us=None, latency=None,
@@ -205,7 +210,7 @@ class DeviceBench:
                 text, code = self._run_tool([f"--graph={self._remote(job.local.name)}", "--num_runs=1", "--warmup_runs=0",
                                              f"--input_layer={','.join(names)}", f"--input_layer_shape={':'.join(shapes)}",
                                              f"--input_layer_value_files={','.join(value_files)}",
-                                             f"--output_filepath={remote_out}", *delegate_flags(delegate, job.precision)])
+                                             f"--output_filepath={remote_out}", *delegate_flags(delegate, job.allow_fp16)])
                 if code != 0:
                     raise AdbError(f"benchmark_model failed on {self.serial} while writing outputs (exit code {code})")
                 local_out = Path(d) / f"out{k}.raw"

@@ -190,7 +190,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         for a in result.manifest.artifacts:
             p = a.parity
             print(f"{a.mode:6s} {a.target:12s} {a.precision:12s} {a.size_bytes:>12,d} B  {a.path}"
-                  + (f"  parity {p.max_rel_to_scale:.1e}" if p else ""))
+                  + (f"  parity {p.max_rel_to_scale:.1e}" if p else "")
+                  + (f"  fp16 arithmetic {'safe' if a.fp16_arith.safe else 'UNSAFE (precision loss off)'}"
+                     if a.fp16_arith else ""))
         print(f"wrote {result.out} in {result.seconds:.1f} s")
     return 0
 
@@ -236,6 +238,8 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         worst = r.worst_rel_error
         print(f"{state:5s} {r.label}  worst |error|/scale {worst:.2e}" + (f"  {r.error}" if r.error else "")
               + (f"  ({r.nonfinite})" if r.nonfinite else ""))
+        if r.fp16_arith is not None:
+            print(f"      {r.fp16_arith.message}")
     for label, cmp in report.layers.items():
         first = cmp["first_divergent"]
         if first:
@@ -305,6 +309,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             extra = f"  {r.delegated_nodes}/{r.total_nodes} nodes on delegate" if r.total_nodes else ""
             print(f"{where:12s} {r.artifact:28s} {r.delegate:8s} {r.threads}t  median {r.latency.median_us / 1e3:9.2f} ms"
                   f"  (n={r.latency.count}){extra}")
+        if r.numerics:
+            print(f"{'':12s} {r.artifact:28s} {r.delegate:8s} {r.numerics}")
     if parity:
         for label, rep in parity.items():
             print(f"parity {label}: {'pass' if rep['passed'] else 'FAIL'}")
@@ -356,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=positive_int, default=2, help="seeded random samples when no --inputs (default 2)")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--runtimes", nargs="+", help="torch,onnxruntime,tflite (default all)")
-    p.add_argument("--variants", nargs="+", help="default,no-opt (onnxruntime); xnnpack,builtin,reference (tflite)")
+    p.add_argument("--variants", nargs="+", help="default,no-opt (onnxruntime); xnnpack,builtin,reference,fp16-arith,fp32-arith (tflite); "
+                   "default: default + xnnpack, plus fp16-arith for files meant for tflite-gpu / tflite-nnapi")
     p.add_argument("--reference", default="torch")
     p.add_argument("--atol", type=non_negative_float, help="absolute tolerance (default per precision, relative to the output's scale)")
     p.add_argument("--rtol", type=non_negative_float, help="relative tolerance (default 0)")

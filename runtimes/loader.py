@@ -32,6 +32,10 @@ def open_artifact(folder: Path, artifact: Artifact, options: RunOptions | None =
         if artifact.session_options and "graph_optimization_level" not in opts.extra:  # the file's own setting
             opts = dataclasses.replace(opts, extra={**opts.extra, **artifact.session_options})
         rt: Runtime = OnnxRuntime(path, opts, {n: s.layout for n, s in specs.items()})
+    elif artifact.runtime == "tflite" and options is not None and options.variant.endswith("-arith"):
+        from frlite.runtimes.fp16_arith_runtime import Fp16ArithRuntime
+
+        rt = Fp16ArithRuntime(path, options, specs)
     elif artifact.runtime == "tflite":
         from frlite.runtimes.litert_runtime import LiteRTRuntime
 

@@ -52,7 +52,10 @@ def compare(ref: np.ndarray, got: np.ndarray, atol: float, rtol: float) -> Outpu
     denom = float(np.linalg.norm(r) * np.linalg.norm(g))
     cosine = float(np.dot(r, g) / denom) if denom > 0 else (1.0 if not d.any() else 0.0)
     span = float(r.max() - r.min()) if r.size else 0.0
-    psnr = math.inf if rmse == 0 else (20 * math.log10(span / rmse) if span > 0 else -math.inf)
+    if not math.isfinite(rmse):  # inf / NaN in the output (fp16 arithmetic overflow): no signal left
+        psnr = -math.inf
+    else:
+        psnr = math.inf if rmse == 0 else (20 * math.log10(span / rmse) if span > 0 else -math.inf)
     min_atol = float(np.maximum(d - rtol * ar, 0).max()) if d.size else 0.0
     excess = np.maximum(d - atol, 0)
     with np.errstate(divide="ignore", invalid="ignore"):

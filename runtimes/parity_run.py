@@ -20,17 +20,24 @@ import numpy as np
 
 from frlite.converter.core.convert_folder import ConvertFolder
 from frlite.converter.core.errors import UsageError
-from frlite.converter.core.manifest import Artifact
+from frlite.converter.core.manifest import Artifact, Fp16Arith
 
 from frlite.runtimes.base import RunOptions
+from frlite.runtimes.fp16_arith_runtime import Fp16ArithRuntime
+from frlite.runtimes.fp16_executor import OpStat
+from frlite.runtimes.fp16_verdict import measure
 from frlite.runtimes.loader import open_artifact
 from frlite.runtimes.parity_inputs import load_inputs
 from frlite.runtimes.parity_metrics import DEFAULT_TOLERANCES, OutputMetrics, TaskMetrics, compare, guess_task, task_metrics
 from frlite.runtimes.reference_model import ReferenceRequest, reference_runtime
 
 SCHEMA_VERSION = 1
-RUNTIME_VARIANTS = {"onnxruntime": ["default", "no-opt"], "tflite": ["xnnpack", "builtin", "reference"]}
+RUNTIME_VARIANTS = {"onnxruntime": ["default", "no-opt"],
+                    "tflite": ["xnnpack", "builtin", "reference", "fp16-arith", "fp32-arith"]}
 DEFAULT_VARIANTS = {"onnxruntime": ["default"], "tflite": ["xnnpack"]}
+# files meant for these targets also run in fp16 arithmetic by default: that is how the GPU
+# delegate (precision loss allowed) and NNAPI (allow_fp16) compute, not as x86 XNNPACK does
+FP16_ARITH_TARGETS = ("tflite-gpu", "tflite-nnapi")
 
 
 @dataclass
@@ -57,6 +64,7 @@ class RunResult:
     outputs: list[OutputResult]
     passed: bool
     error: str | None = None
+    fp16_arith: Fp16Arith | None = None  # variant fp16-arith: the measured verdict
 
     @property
     def worst_rel_error(self) -> float:
@@ -98,13 +106,24 @@ class ParityReport:
         return d
 
 
+@dataclass
+class _FileRun:
+    outputs: list[dict[str, np.ndarray]]
+    op_stats: list[list[OpStat]] | None = None  # fp16/fp32-arith: per sample, every op's max |value|
+    producers: dict[int, int] | None = None
+
+
 def _run_file(folder: str, art: Artifact, threads: int, variant: str,
-              samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+              samples: list[dict[str, np.ndarray]]) -> _FileRun:
     """Run one file on every sample. Called in a fresh process per file: runtimes keep their
     arenas (and XNNPACK / im2col buffers) until the process ends, so running them one after
     another in one process would add their peaks up (8.8 GB for the UNet at 640x959)."""
     rt = open_artifact(Path(folder), art, RunOptions(threads=threads, variant=variant))
-    return [rt.run(s) for s in samples]
+    outs = [rt.run(s) for s in samples]
+    inner = getattr(rt, "inner", rt)
+    if isinstance(inner, Fp16ArithRuntime):
+        return _FileRun(outs, inner.runs, inner.producers())
+    return _FileRun(outs)
 
 
 def _release_memory() -> None:
@@ -177,6 +196,7 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
     manifest = conv.manifest
     files = _select(conv, runtimes, chosen)
     conv.verify_all([a for arts in files.values() for a in arts])  # before any file or model runs
+    default_fp16 = not variants
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     data = load_inputs(inputs, manifest.model_inputs, samples, seed)
@@ -192,18 +212,27 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
     kept: dict[str, dict[str, list]] = {"reference": {n: [r[n] for r in refs] for n in refs[0]}} if keep_outputs else {}
     for (path, runtime), arts in files.items():
         art = arts[0]
-        for variant in chosen.get(runtime, []):
+        file_variants = list(chosen.get(runtime, []))
+        if runtime == "tflite" and default_fp16 and any(a.target in FP16_ARITH_TARGETS for a in arts) \
+                and art.precision in ("fp32", "fp16"):
+            file_variants.append("fp16-arith")
+        for variant in file_variants:
             label = f"{path} on {runtime} ({variant})"
             t1 = time.perf_counter()
             try:
                 with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-                    outs = pool.submit(_run_file, str(conv.root), art, threads, variant, [s.arrays for s in data]).result()
+                    run = pool.submit(_run_file, str(conv.root), art, threads, variant, [s.arrays for s in data]).result()
+                outs = run.outputs
             except Exception as exc:  # a runtime that cannot run the file is a failed comparison
                 results.append(RunResult(label, art.mode, [a.target for a in arts], art.precision, path, runtime,
                                          variant, [], False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"))
                 continue
             timings[label] = time.perf_counter() - t1
-            a_rel, r_tol = DEFAULT_TOLERANCES.get(art.precision, (1e-3, 0.0))
+            # fp16 arithmetic is judged as fp16, whatever the file stores
+            a_rel, r_tol = DEFAULT_TOLERANCES.get("fp16" if variant == "fp16-arith" else art.precision, (1e-3, 0.0))
+            verdict = None
+            if variant == "fp16-arith" and run.op_stats is not None:
+                verdict = measure(run.op_stats, refs, outs, a_rel, art.layer_outputs, run.producers)
             out_results = []
             for spec in manifest.model_outputs:
                 name = spec.model_name
@@ -213,13 +242,17 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
                 use_atol = atol if atol is not None else a_rel * scale
                 use_rtol = rtol if rtol is not None else r_tol
                 mets = [compare(r[name], o[name], use_atol, use_rtol) for r, o in zip(refs, outs)]
+                for m, o in zip(mets, outs):  # a NaN / Inf in an output fails, whatever the tolerance
+                    if not np.all(np.isfinite(o[name])):
+                        m.passed = False
                 tms = [task_metrics(the_task, r[name], o[name]) for r, o in zip(refs, outs)]
                 rate = sum(m.passed for m in mets) / len(mets)
                 out_results.append(OutputResult(name, the_task, use_atol, use_rtol, mets, tms, rate, rate == 1.0))
                 if keep_outputs:
                     kept.setdefault(label, {})[name] = [o[name] for o in outs]
+            ok = all(o.passed for o in out_results) and (verdict is None or verdict.safe)
             results.append(RunResult(label, art.mode, [a.target for a in arts], art.precision, path, runtime, variant,
-                                     out_results, all(o.passed for o in out_results)))
+                                     out_results, ok, fp16_arith=verdict))
     tol_table = {p: {"atol_times_ref_scale": a, "rtol": r} for p, (a, r) in DEFAULT_TOLERANCES.items()}
     if atol is not None or rtol is not None:
         tol_table["given"] = {"atol": atol if atol is not None else -1, "rtol": rtol if rtol is not None else -1}
@@ -230,6 +263,8 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
         for res in results:
             if res.passed and not res.error:
                 continue  # per-layer detail where a file diverges
+            if res.variant.endswith("-arith"):
+                continue  # the fp16 verdict names the first overflowing op and its FR layer itself
             art = next(a for a in manifest.artifacts if a.path == res.path and a.runtime == res.runtime)
             a_rel, _ = DEFAULT_TOLERANCES.get(art.precision, (1e-3, 0.0))
             try:

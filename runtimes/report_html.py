@@ -33,7 +33,7 @@ def _histogram(err: np.ndarray, title: str) -> str:
 
     fig, ax = plt.subplots(figsize=(4.2, 2.6))
     e = np.abs(err).ravel()
-    e = e[np.isfinite(e) & (e > 0)]  # NaN/Inf are counted in the table, they have no bin
+    e = e[np.isfinite(e) & (e > 0)]  # NaN/Inf (e.g. fp16 arithmetic) are counted in the table and verdict, they have no bin
     if e.size:
         bins = np.logspace(np.log10(e.min()), np.log10(e.max()) + 1e-9, 40)
         ax.hist(e, bins=bins, color="#4a78b5")
@@ -75,6 +75,12 @@ def format_html(report: ParityReport) -> str:
         parts.append(f"<tr><td>{e(r.path)}</td><td>{e(r.runtime)} ({e(r.variant)})</td><td class='{cls}'>{word}</td>"
                      f"<td>{worst:.2e}</td><td>{e(_task_cell(r))}</td></tr>")
     parts.append("</table>")
+    arith = [r for r in report.results if r.fp16_arith is not None]
+    if arith:
+        parts.append("<h2>fp16 arithmetic (GPU delegate with precision loss allowed, NNAPI allow_fp16)</h2><ul>")
+        parts += [f"<li class='{'pass' if r.fp16_arith.safe else 'fail'}'>{e(r.path)}: {e(r.fp16_arith.message)}</li>"  # type: ignore[union-attr]
+                  for r in arith]
+        parts.append("</ul>")
     refs = report.samples_kept.get("reference", {})
     for r in report.results:
         if r.error:

@@ -32,6 +32,11 @@ def format_markdown(report: ParityReport) -> str:
             continue
         worst = r.worst_rel_error
         lines.append(f"| {r.path} | {r.runtime} ({r.variant}) | {'pass' if r.passed else '**FAIL**'} | {worst:.2e}{' (' + r.nonfinite + ')' if r.nonfinite else ''} | {_task_cell(r)} |")
+    arith = [r for r in report.results if r.fp16_arith is not None]
+    if arith:
+        lines += ["", "## fp16 arithmetic (GPU delegate with precision loss allowed, NNAPI allow_fp16)", "",
+                  "The file's own graph with every op's output rounded to IEEE fp16 (docs/parity.md).", ""]
+        lines += [f"- {r.path}: {r.fp16_arith.message}" for r in arith]  # type: ignore[union-attr]
     for label, cmp in report.layers.items():
         first = cmp["first_divergent"]
         lines += ["", f"## Per-layer comparison: {label}", "",

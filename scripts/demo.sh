@@ -26,7 +26,13 @@ echo "== 4. convert at 1x3x640x959: dense, idct and factorized; ONNX + TFLite (C
 
 echo
 echo "== 5. parity: the four fixture images through PyTorch, ONNX Runtime and LiteRT"
-"$FRLITE" parity "$OUT/unet" --inputs "$FIXTURE"/in000{0,1,2,3}.png --out "$OUT/parity" --overwrite
+# host numerics (ONNX Runtime, LiteRT XNNPACK); fp16 arithmetic is step 6
+"$FRLITE" parity "$OUT/unet" --inputs "$FIXTURE"/in000{0,1,2,3}.png --variants default xnnpack --out "$OUT/parity" --overwrite
+
+echo
+echo "== 6. fp16 arithmetic (GPU delegate with precision loss allowed, NNAPI allow_fp16), measured by convert"
+# the verdicts convert measured; `frlite parity DIR --variants fp16-arith` runs them on the images
+grep "fp16 arithmetic" "$OUT/unet/convert.log"
 echo
 echo "converted files, manifest and delegate reports: $OUT/unet (compat/*.md)"
 echo "parity report: $OUT/parity/parity.html (also parity.md, parity.json)"

@@ -65,3 +65,16 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
     """Run the installed `frlite` command as a user would."""
     exe = Path(sys.executable).with_name("frlite")
     return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def overflowing_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests.models.small_fr:overflowing converted for the GPU delegate: right in fp32, its first
+    conv's output passes fp16's 65,504 (fp16-arithmetic verdict: unsafe)."""
+    from frlite.converter.passes.convert_pipeline import ConvertRequest, convert
+    from frlite.converter.core.shape_spec import parse_input_shape
+
+    out = tmp_path_factory.mktemp("overflowing") / "out"
+    convert(ConvertRequest("tests.models.small_fr:overflowing", None, [parse_input_shape("input:1x3x16x16")], out,
+                           modes=["dense"], targets=["tflite-cpu", "tflite-gpu"], precisions=["fp32", "fp16"]))
+    return out

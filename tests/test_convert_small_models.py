@@ -109,3 +109,31 @@ def test_compat_reports_written(converted) -> None:  # type: ignore[no-untyped-d
                 # NNAPI takes no grouped convolution (CONV_2D version 6); everything else runs on it
                 expected = {"CONV_2D": ["op version 6 (max 5)"]} if "classifier" in spec else {}
                 assert data["fallback"] == expected
+
+
+def test_fp16_arithmetic_of_every_tflite_file(converted) -> None:  # type: ignore[no-untyped-def]
+    """The fp16 executor's kernels match LiteRT on every .tflite (fp32 mode), and the gpu/nnapi
+    files of these well-scaled models are measured safe in fp16 arithmetic, with real rounding."""
+    import json
+
+    from frlite.android_harness.precision_policy import choose
+    from kernel_check import assert_kernels_match_litert
+
+    _, _, out = converted
+    manifest = read_manifest(out)
+    for path in sorted({a.path for a in manifest.artifacts if a.runtime == "tflite"}):
+        assert_kernels_match_litert(out / path)
+    for art in manifest.artifacts:
+        if art.target not in ("tflite-gpu", "tflite-nnapi"):
+            assert art.fp16_arith is None
+            continue
+        v = art.fp16_arith
+        assert v is not None and v.verdict == "safe" and v.first_overflow is None, art.path
+        assert 1e-6 < v.worst_rel_to_scale <= v.tolerance  # fp16 rounding was applied, and stayed small
+        rep = json.loads((out / art.extra_files["compat_json"]).read_text())
+        assert rep["precision_loss_allowed"] is True and rep["fp16_arithmetic"]["verdict"] == "safe"
+        assert rep["delegate_ready"] is rep["all_delegated"]
+        assert "fp16 arithmetic: safe" in (out / art.extra_files["compat_md"]).read_text()
+        if art.precision == "fp16":
+            assert choose(out / art.path, "fp16", art.fp16_arith).allow_fp16
+            assert choose(out / art.path, "fp16", None).allow_fp16  # measured on the spot, agrees

@@ -47,6 +47,25 @@ class ArtifactParity:
 
 
 @dataclass
+class Fp16Arith:
+    """The measured verdict for running the file in fp16 arithmetic (GPU delegate with precision
+    loss allowed, NNAPI with allow_fp16): the file's own graph, every op's output rounded to
+    IEEE half (runtimes/fp16_executor), compared with PyTorch fp32 on the same inputs."""
+
+    verdict: str                          # safe | unsafe
+    worst_rel_to_scale: float | None      # max |error| / max |reference|; None when not finite
+    pixel_agreement: float | None         # segmentation outputs: argmax equal per pixel
+    samples: int
+    tolerance: float                      # on worst_rel_to_scale
+    first_overflow: dict[str, Any] | None = None  # op_index, op_type, output, max_abs, layer
+    message: str = ""                     # the one line shown in logs and reports
+
+    @property
+    def safe(self) -> bool:
+        return self.verdict == "safe"
+
+
+@dataclass
 class Artifact:
     mode: str                # dense | idct | factorized
     target: str              # onnx | ort-mobile | tflite-cpu | tflite-gpu | tflite-nnapi
@@ -67,6 +86,8 @@ class Artifact:
     layer_outputs: dict[str, Any] = field(default_factory=dict)
     # ONNX Runtime session settings the file is meant to run with (e.g. graph_optimization_level)
     session_options: dict[str, str] = field(default_factory=dict)
+    # tflite files for gpu / nnapi targets: measured fp16-arithmetic verdict (None: not measured)
+    fp16_arith: Fp16Arith | None = None
 
 
 @dataclass

@@ -33,6 +33,17 @@ class CompatReport:
     precision: str
     ops: list[OpVerdict]
     notes: list[str] = field(default_factory=list)
+    fp16_arith: dict | None = None  # the measured fp16-arithmetic verdict (manifest Fp16Arith as a dict)
+
+    @property
+    def precision_loss_safe(self) -> bool | None:
+        """None: not measured; else whether the delegate may compute in fp16."""
+        return None if self.fp16_arith is None else self.fp16_arith.get("verdict") == "safe"
+
+    @property
+    def delegate_ready(self) -> bool:
+        """Every op on the delegate, and fp16 arithmetic measured safe (the delegates' fast default)."""
+        return self.delegated == len(self.ops) and self.precision_loss_safe is True
 
     @property
     def delegated(self) -> int:
@@ -49,6 +60,8 @@ class CompatReport:
         return {"target": self.target, "delegate": DELEGATE_NAMES[self.target], "model": self.model,
                 "precision": self.precision, "ops_total": len(self.ops), "ops_delegated": self.delegated,
                 "all_delegated": self.delegated == len(self.ops), "fallback": self.fallback_summary(),
+                "fp16_arithmetic": self.fp16_arith, "precision_loss_allowed": self.precision_loss_safe,
+                "delegate_ready": self.delegate_ready,
                 "notes": self.notes, "ops": [asdict(v) for v in self.ops]}
 
 
@@ -210,13 +223,24 @@ def format_markdown(rep: CompatReport) -> str:
     reasons = rep.fallback_summary()
     for (op, ok), n in sorted(counts.items()):
         lines.append(f"| {op} | {n} | {'yes' if ok else 'no'} | {'' if ok else '; '.join(reasons.get(op, []))} |")
+    lines += ["", "## Numerics on the delegate", ""]
+    if rep.fp16_arith is None:
+        lines.append("fp16 arithmetic not measured: run the delegate with precision loss off "
+                     "(--gpu_precision_loss_allowed=false / --nnapi_allow_fp16=false).")
+    else:
+        lines.append(f"**{rep.fp16_arith.get('message', '')}**")
+    lines += ["", f"Delegate-ready: {'yes' if rep.delegate_ready else 'no'}"
+              + ("" if rep.delegate_ready else " (needs every op on the delegate and fp16 arithmetic measured safe)") + "."]
     if rep.notes:
         lines += ["", *[f"- {n}" for n in rep.notes]]
     return "\n".join(lines) + "\n"
 
 
-def write_compat_report(folder: Path, tflite_path: Path, target: str, precision: str) -> dict[str, str]:
+def write_compat_report(folder: Path, tflite_path: Path, target: str, precision: str,
+                        fp16_arith: dict | None = None) -> dict[str, str]:
+    """Write (or rewrite, once the fp16-arithmetic verdict is measured) the file's report."""
     rep = check_model(tflite_path, target, precision)
+    rep.fp16_arith = fp16_arith
     stem = tflite_path.stem
     out_dir = folder / "compat"
     out_dir.mkdir(exist_ok=True)

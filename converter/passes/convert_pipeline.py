@@ -4,16 +4,18 @@ Steps (each reads what the previous wrote into the temp folder):
   1. load the model and its checkpoint; run it once on seeded inputs (rejects bad shapes early)
   2. dense ONNX (torch.onnx legacy exporter, batch-statistics norms made portable)
   3. idct: a weight-free skeleton ONNX (FR weights as graph inputs, converter/weight_inputs.py);
-     the idct ONNX wires the in-graph IDCT to those inputs (converter/onnx_idct.py)
+     the idct ONNX wires the in-graph IDCT to those inputs (converter/onnx/onnx_idct.py)
   4. ORT-format models (onnxruntime's own converter) for target ort-mobile
   5. TFLite: onnx2tf on the dense ONNX and on the skeleton; fp16 derived by a flatbuffer edit;
-     idct by injecting the IDCT into the converted skeleton (converter/tflite_idct.py), so no
+     idct by injecting the IDCT into the converted skeleton (converter/tflite/tflite_idct.py), so no
      step of an idct conversion ever holds the dense weights in a converter
   6. delegate compatibility reports for tflite-gpu / tflite-nnapi
   7. quick parity of every artifact against PyTorch; a mismatch fails the conversion
-Every export module is first rewritten exactly so fp16 arithmetic (phone GPU / NNAPI / XNNPACK
-fp16) neither overflows nor cancels in its batch-statistics norms (converter/fp16_rescale.py).
+  7b. tflite-gpu / tflite-nnapi files also in fp16 arithmetic (converter/passes/fp16_check.py): the
+     verdict is recorded (manifest, compat report, convert.log), an unsafe file is still written
   8. manifest.json + convert.log, then the temp folder becomes --out
+Every export module is first rewritten exactly so fp16 arithmetic (phone GPU / NNAPI / XNNPACK
+fp16) neither overflows nor cancels in its batch-statistics norms (converter/forms/fp16_rescale.py).
 Shared work (export, the onnx2tf run) happens once however many modes and targets are asked.
 """
 from __future__ import annotations
@@ -40,6 +42,7 @@ from torch import nn
 
 from frlite.converter.fr.batch_stat_norm import clone_for_export
 from frlite.converter.core.errors import FrliteError, UsageError
+from frlite.converter.passes.fp16_check import FP16_TARGETS, check_fp16_arithmetic
 from frlite.converter.fr.fr_layers import fr_layers
 from frlite.converter.core.layouts import model_layout, onnx2tf_layout
 from frlite.converter.models.memory_estimate import UnbatchedRecorder, check_forward_fits
@@ -400,6 +403,14 @@ def convert(req: ConvertRequest) -> ConvertResult:
         if failures:
             raise FrliteError("conversion does not match PyTorch on seeded inputs: " + "; ".join(failures)
                               + "; nothing was written (rerun with --debug and see the conversion log)")
+        fp16_files = {a.path for a in artifacts if a.runtime == "tflite" and a.target in FP16_TARGETS
+                      and a.precision in ("fp32", "fp16")}
+        if fp16_files:
+            # the GPU / NNAPI delegates compute in fp16 when allowed: measure it (converter/passes/fp16_check.py)
+            done = step(f"fp16-arithmetic check of {len(fp16_files)} files for tflite-gpu / tflite-nnapi")
+            check_fp16_arithmetic(tmp, artifacts, _samples(example, req), ref_outputs, out_names,
+                                  QUICK_TOLERANCE["fp16"], _QUICK_RUN.threads, log)
+            done()
 
         shutil.rmtree(work, ignore_errors=True)
         ckpt = loaded.checkpoint

@@ -136,3 +136,27 @@ class WithCustomOp(nn.Module):
 
 def with_custom_op() -> nn.Module:
     return _fr_sparsify(WithCustomOp(), 5)
+
+
+class _Overflowing(nn.Module):
+    """Right in fp32, wrong in fp16 arithmetic: conv1's output is scaled past fp16's 65,504 and
+    conv2 scales it back (relu between them, so no converter folds the two scales together)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = FRConv2d(3, 8, 3, padding=1)
+        self.conv2 = FRConv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(torch.relu(self.conv1(x)))
+
+
+def overflowing() -> nn.Module:
+    m = _fr_sparsify(_Overflowing(), 5)
+    with torch.no_grad():  # the inverse DCT is linear: scaling the coefficients scales the weights
+        m.conv1.weight.mul_(2e4)
+        m.conv1.bias.mul_(2e4)
+        m.conv2.weight.mul_(1e-4)
+    for layer in (m.conv1, m.conv2):
+        layer.drop_cached_weight()
+    return m

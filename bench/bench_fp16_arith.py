@@ -1,0 +1,101 @@
+"""The fp16-arithmetic executor on the authors' UNet: every .tflite of a convert folder (640x959,
+`make demo` writes one to out/demo/unet) on the four fixture images.
+
+    .venv/bin/python bench/bench_fp16_arith.py [--folder out/demo/unet] [--fixture ../shared/fixtures/frereg_unet]
+        [--threads 2] [--arith fp16|fp32]
+
+Per file, in a fresh process: load time, seconds per image, the process's peak RSS, the verdict
+(first op that overflows fp16), pixel agreement with PyTorch fp32 and Dice against the fixture's
+ground-truth masks (README: 0.978770 0.979274 0.974674 0.980772). Prints figures; no thresholds.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def _run(path: str, arith: str, threads: int, feeds: list[dict[str, np.ndarray]], specs: dict) -> dict:
+    """In a fresh process: the file through the executor, with its own time and peak memory."""
+    import resource
+
+    from frlite.runtimes.fp16_executor import GraphExecutor
+
+    t0 = time.perf_counter()
+    ex = GraphExecutor(path, arith, threads)
+    load = time.perf_counter() - t0
+    outs, stats, secs = [], [], []
+    for f in feeds:
+        t1 = time.perf_counter()
+        native = {n: np.ascontiguousarray(a.transpose(specs[n])) if specs.get(n) else a for n, a in f.items()}
+        o, s = ex.run(native)
+        secs.append(time.perf_counter() - t1)
+        outs.append({n: np.ascontiguousarray(a.transpose(np.argsort(specs[n]))) if specs.get(n) else a for n, a in o.items()})
+        stats.append(s)
+    producers = {t: op.index for op in ex.graph.ops for t in op.outputs}
+    return {"load": load, "secs": secs, "outs": outs, "stats": stats, "producers": producers,
+            "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--folder", default=str(REPO / "out" / "demo" / "unet"))
+    ap.add_argument("--fixture", default=str(REPO.parent / "shared" / "fixtures" / "frereg_unet"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--arith", default="fp16", choices=["fp16", "fp32"])
+    args = ap.parse_args()
+
+    from frlite.converter.core.manifest import read_manifest
+    from frlite.converter.models.segmentation import argmax_mask, dice, load_mask
+    from frlite.runtimes.fp16_verdict import measure
+    from frlite.runtimes.parity_inputs import load_inputs
+    from frlite.runtimes.parity_metrics import DEFAULT_TOLERANCES
+    from frlite.runtimes.parity_run import _reference
+
+    folder = Path(args.folder)
+    manifest = read_manifest(folder)
+    images = [str(Path(args.fixture) / f"in000{i}.png") for i in range(4)]
+    masks = [load_mask(Path(args.fixture) / f"gt000{i}.png") for i in range(4)]
+    data = [s.arrays for s in load_inputs(images, manifest.model_inputs, 0, 0)]
+    ref = _reference(manifest, folder)
+    refs = [ref.run(d) for d in data]
+    del ref
+    out_name = manifest.model_outputs[0].model_name
+    print("PyTorch fp32 Dice vs ground truth: " + " ".join(f"{dice(argmax_mask(r[out_name]) == 1, m):.6f}"
+                                                           for r, m in zip(refs, masks)))
+    spawn = multiprocessing.get_context("spawn")
+    seen: set[str] = set()
+    for art in manifest.artifacts:
+        if art.runtime != "tflite" or art.path in seen or art.precision not in ("fp32", "fp16"):
+            continue
+        seen.add(art.path)
+        specs = {i.model_name: i.perm_from_model for i in art.inputs + art.outputs}
+        names = {i.model_name: i.name for i in art.inputs + art.outputs}
+        feeds = [{names[k]: v for k, v in d.items()} for d in data]
+        inv = {v: k for k, v in names.items()}
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            res = pool.submit(_run, str(folder / art.path), args.arith, args.threads, feeds,
+                              {names[k]: v for k, v in specs.items()}).result()
+        outs = [{inv[k]: v for k, v in o.items()} for o in res["outs"]]
+        v = measure(res["stats"], refs, outs, DEFAULT_TOLERANCES["fp16"][0], art.layer_outputs, res["producers"])
+        dices = [dice(argmax_mask(np.nan_to_num(o[out_name], nan=-np.inf)) == 1, m) for o, m in zip(outs, masks)]
+        agree = [float((argmax_mask(r[out_name]) == argmax_mask(np.nan_to_num(o[out_name], nan=-np.inf))).mean())
+                 for r, o in zip(refs, outs)]
+        nonfinite = sum(int((~np.isfinite(o[out_name])).sum()) for o in outs)
+        print(f"{art.path} ({args.arith} arithmetic, {args.threads} threads): load {res['load']:.1f} s, "
+              f"{np.mean(res['secs']):.1f} s/image (max {max(res['secs']):.1f}), peak RSS {res['peak_rss'] / 2**30:.2f} GiB")
+        print(f"    pixel agreement {' '.join(f'{100 * a:.3f}%' for a in agree)}; Dice {' '.join(f'{d:.6f}' for d in dices)}; "
+              f"non-finite outputs {nonfinite:,}")
+        print(f"    {v.message}")
+
+
+if __name__ == "__main__":
+    main()

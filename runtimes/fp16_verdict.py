@@ -1,0 +1,96 @@
+"""From fp16-executor runs to the one verdict a deployment engineer acts on.
+
+A file is "safe" in fp16 arithmetic when no op's output leaves fp16's range (|x| <= 65,504, all
+finite) on any sample and the outputs stay within the fp16 tolerance of PyTorch fp32. Otherwise
+it is "unsafe", naming the first op that overflowed, and the app must run the delegate with
+precision loss off. An overflow whose inf later washes out (rsqrt(inf) = 0) is still unsafe:
+what a GPU does with inf is not specified.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from frlite.converter.core.manifest import Fp16Arith
+
+from frlite.runtimes.fp16_executor import OpStat
+from frlite.runtimes.parity_metrics import guess_task, task_metrics
+
+OFF_FLAGS = "--gpu_precision_loss_allowed=false / --nnapi_allow_fp16=false"
+
+
+def first_bad(runs: list[list[OpStat]]) -> OpStat | None:
+    """The earliest op (in graph order) that overflowed or went non-finite on any sample; its
+    max |value| is the largest seen there over samples."""
+    bad = [s for stats in runs for s in stats if s.bad]
+    if not bad:
+        return None
+    first = min(s.op_index for s in bad)
+    at = [s for s in bad if s.op_index == first]
+    return max(at, key=lambda s: s.max_abs if not math.isnan(s.max_abs) else -1.0)
+
+
+def layer_of(op_index: int, layer_outputs: dict[str, Any], producers: dict[int, int]) -> str | None:
+    """The FR layer whose output was computed last at or before `op_index` (the manifest maps FR
+    layers to the file's tensors): the overflow is in that layer or in what follows it."""
+    best: tuple[int, str] | None = None
+    for layer, tensor in layer_outputs.items():
+        if not isinstance(tensor, int) or tensor not in producers:
+            continue
+        p = producers[tensor]
+        if p <= op_index and (best is None or p > best[0]):
+            best = (p, layer)
+    return best[1] if best else None
+
+
+def _overflow_record(s: OpStat, layer: str | None) -> dict[str, Any]:
+    return {"op_index": s.op_index, "op_type": s.op_type, "output": s.output, "output_tensor": s.output_index,
+            "max_abs": s.max_abs if math.isfinite(s.max_abs) else str(s.max_abs),
+            "kind": "overflow" if s.overflowed else "non-finite", "layer": layer}
+
+
+def describe_overflow(rec: dict[str, Any]) -> str:
+    where = f"op {rec['op_index']} {rec['op_type']} ({rec['output'] or 'tensor ' + str(rec['output_tensor'])})"
+    if rec.get("layer"):
+        where += f" (at or after FR layer {rec['layer']})"
+    what = f"overflows fp16 (max |value| {float(rec['max_abs']):.3g})" if rec["kind"] == "overflow" \
+        else f"goes non-finite ({rec['max_abs']})"
+    return f"{where} {what}"
+
+
+def measure(runs: list[list[OpStat]], refs: list[dict[str, np.ndarray]], outs: list[dict[str, np.ndarray]],
+            tolerance: float, layer_outputs: dict[str, Any] | None = None,
+            producers: dict[int, int] | None = None) -> Fp16Arith:
+    """The verdict for one file from its executor runs (stats and outputs, model layout) against
+    PyTorch's outputs on the same samples."""
+    worst = 0.0
+    agreements: list[float] = []
+    nonfinite_out = False
+    for ref, got in zip(refs, outs):
+        for name, r in ref.items():
+            g = got[name]
+            if not np.all(np.isfinite(g)):
+                nonfinite_out = True
+            scale = float(np.abs(r).max()) or 1.0
+            with np.errstate(invalid="ignore"):
+                err = float(np.nanmax(np.where(np.isfinite(g), np.abs(g - r), np.inf))) / scale
+            worst = max(worst, err)
+            if guess_task(tuple(r.shape)) == "segmentation":
+                agree = task_metrics("segmentation", r, np.nan_to_num(g, nan=-np.inf)).pixel_agreement
+                agreements.append(float(agree or 0.0))
+    bad = first_bad(runs)
+    rec = _overflow_record(bad, layer_of(bad.op_index, layer_outputs or {}, producers or {})) if bad else None
+    pixel = min(agreements) if agreements else None
+    pixel_txt = f", pixel agreement {100 * pixel:.3f}%" if pixel is not None else ""
+    worst_txt = f"worst error/scale {worst:.2e}" if math.isfinite(worst) else "non-finite outputs"
+    if rec is None and not nonfinite_out and worst <= tolerance:
+        return Fp16Arith("safe", worst, pixel, len(refs), tolerance, None,
+                         f"fp16 arithmetic: safe ({worst_txt}{pixel_txt})")
+    if rec is not None:
+        why = describe_overflow(rec)
+    else:
+        why = f"outputs off by {worst_txt} (tolerance {tolerance:.0e}) without overflow (precision loss)"
+    return Fp16Arith("unsafe", worst if math.isfinite(worst) else None, pixel, len(refs), tolerance, rec,
+                     f"fp16 arithmetic: unsafe: {why}; {worst_txt}{pixel_txt}; run with {OFF_FLAGS}")
