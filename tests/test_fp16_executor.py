@@ -50,7 +50,10 @@ def test_unsafe_file_named_while_host_parity_passes(overflowing_out: Path) -> No
     log = (overflowing_out / "convert.log").read_text()
     assert "tflite/dense_fp32.tflite: fp16 arithmetic: unsafe: op 0 CONV_2D" in log
 
-    report = run_parity(overflowing_out, samples=1, runtimes=["torch", "tflite"], keep_outputs=False)
+    from frlite.runtimes.reference_model import ReferenceRequest
+
+    report = run_parity(overflowing_out, samples=1, runtimes=["torch", "tflite"], keep_outputs=False,
+                        reference=ReferenceRequest(m.model_spec, None, False))  # test code, named by the test
     by_variant = {(r.path, r.variant): r for r in report.results}
     # fp16-arith is on by default for files meant for tflite-gpu / tflite-nnapi, beside xnnpack
     assert set(by_variant) == {(f"tflite/dense_{p}.tflite", v) for p in ("fp32", "fp16") for v in ("xnnpack", "fp16-arith")}

@@ -260,9 +260,16 @@ class _AtomicOutput:
     def __enter__(self) -> Path:
         self.check()
         try:
-            self.tmp = self._make_tmp(self.out.parent)
+            # a signal waits until self.tmp is known; one handled as the mask lifts lands in the
+            # except below (seen under load: SIGINT right after mkdtemp left a .partial folder)
+            with _signals_held():
+                self.tmp = self._make_tmp(self.out.parent)
         except OSError as exc:
             raise UsageError(f"cannot write to {self.out.parent}: {exc.strerror or exc}; choose a writable {self.option}") from exc
+        except BaseException:
+            if self.tmp is not None:
+                _remove(self.tmp)
+            raise
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
