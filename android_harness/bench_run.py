@@ -71,16 +71,13 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], dict | None]:
         for d in req.delegates:
             if d not in HOST_DELEGATES:
                 raise UsageError(f"--delegate {d!r} runs only on a phone; on the host use: {', '.join(HOST_DELEGATES)}")
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from frlite.converter.core.spawn import run_spawned
 
         # one fresh process per file x delegate, so each peak RSS is that run's own
-        spawn = multiprocessing.get_context("spawn")
         for job in jobs:
             for d in req.delegates:
-                with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-                    results.append(pool.submit(bench_host, job.local, d, req.threads, req.runs, req.warmup,
-                                               req.min_seconds, job.label, job.mode, job.precision).result())
+                results.append(run_spawned(bench_host, job.local, d, req.threads, req.runs, req.warmup,
+                                           req.min_seconds, job.label, job.mode, job.precision))
         return results, None
     for d in req.delegates:
         if d not in DEVICE_DELEGATES:

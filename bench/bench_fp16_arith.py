@@ -11,16 +11,16 @@ ground-truth masks (README: 0.978770 0.979274 0.974674 0.980772). Prints figures
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from frlite.converter.core.spawn import run_spawned  # noqa: E402
 
 
 def _run(path: str, arith: str, threads: int, feeds: list[dict[str, np.ndarray]], specs: dict) -> dict:
@@ -71,7 +71,6 @@ def main() -> None:
     out_name = manifest.model_outputs[0].model_name
     print("PyTorch fp32 Dice vs ground truth: " + " ".join(f"{dice(argmax_mask(r[out_name]) == 1, m):.6f}"
                                                            for r, m in zip(refs, masks)))
-    spawn = multiprocessing.get_context("spawn")
     seen: set[str] = set()
     for art in manifest.artifacts:
         if art.runtime != "tflite" or art.path in seen or art.precision not in ("fp32", "fp16"):
@@ -81,9 +80,8 @@ def main() -> None:
         names = {i.model_name: i.name for i in art.inputs + art.outputs}
         feeds = [{names[k]: v for k, v in d.items()} for d in data]
         inv = {v: k for k, v in names.items()}
-        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-            res = pool.submit(_run, str(folder / art.path), args.arith, args.threads, feeds,
-                              {names[k]: v for k, v in specs.items()}).result()
+        res = run_spawned(_run, str(folder / art.path), args.arith, args.threads, feeds,
+                          {names[k]: v for k, v in specs.items()})
         outs = [{inv[k]: v for k, v in o.items()} for o in res["outs"]]
         v = measure(res["stats"], refs, outs, DEFAULT_TOLERANCES["fp16"][0], art.layer_outputs, res["producers"])
         dices = [dice(argmax_mask(np.nan_to_num(o[out_name], nan=-np.inf)) == 1, m) for o, m in zip(outs, masks)]

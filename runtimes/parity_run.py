@@ -28,6 +28,8 @@ from frlite.runtimes.fp16_executor import OpStat
 from frlite.runtimes.fp16_verdict import measure
 from frlite.runtimes.loader import open_artifact
 from frlite.runtimes.parity_inputs import load_inputs
+from frlite.converter.core.memory import release_memory
+from frlite.converter.core.spawn import run_spawned
 from frlite.runtimes.parity_metrics import DEFAULT_TOLERANCES, OutputMetrics, TaskMetrics, compare, guess_task, task_metrics
 from frlite.runtimes.reference_model import ReferenceRequest, reference_runtime
 
@@ -126,18 +128,6 @@ def _run_file(folder: str, art: Artifact, threads: int, variant: str,
     return _FileRun(outs)
 
 
-def _release_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc keeps them otherwise)."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def _environment(threads: int) -> dict[str, object]:
     from importlib.metadata import version
 
@@ -202,12 +192,8 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
     data = load_inputs(inputs, manifest.model_inputs, samples, seed)
     reference_rt = reference_runtime(conv, reference)
     refs = [reference_rt.run(s.arrays) for s in data]
-    _release_memory()
+    release_memory()
     timings["reference"] = time.perf_counter() - t0
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    spawn = multiprocessing.get_context("spawn")
     results: list[RunResult] = []
     kept: dict[str, dict[str, list]] = {"reference": {n: [r[n] for r in refs] for n in refs[0]}} if keep_outputs else {}
     for (path, runtime), arts in files.items():
@@ -220,8 +206,7 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
             label = f"{path} on {runtime} ({variant})"
             t1 = time.perf_counter()
             try:
-                with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-                    run = pool.submit(_run_file, str(conv.root), art, threads, variant, [s.arrays for s in data]).result()
+                run = run_spawned(_run_file, str(conv.root), art, threads, variant, [s.arrays for s in data])
                 outs = run.outputs
             except Exception as exc:  # a runtime that cannot run the file is a failed comparison
                 results.append(RunResult(label, art.mode, [a.target for a in arts], art.precision, path, runtime,

@@ -91,6 +91,16 @@ class Artifact:
 
 
 @dataclass
+class PassRecord:
+    """One pass of `frlite convert` that ran (converter/passes/driver.py): its wall time and the
+    peak RSS of the converting process while it ran."""
+
+    name: str
+    seconds: float
+    peak_rss_bytes: int
+
+
+@dataclass
 class Manifest:
     model_spec: str
     checkpoint: str | None
@@ -108,6 +118,8 @@ class Manifest:
     # exact rewrites that keep fp16 arithmetic finite and precise, per mode ("dense" also covers
     # idct): constants chosen on the conversion's example, layers that could not be made safe
     fp16_rewrites: dict[str, Any] = field(default_factory=dict)
+    # the conversion's passes in the order they ran (absent in folders written before passes existed)
+    passes: list[PassRecord] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)

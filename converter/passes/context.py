@@ -1,0 +1,155 @@
+"""What `frlite convert` is asked (ConvertRequest) and the one object its passes share (ConvertContext).
+
+Every pass reads and adds fields of the context instead of taking and filling a dozen
+parameters and dicts: what a pass adds is a named field the next pass can declare it needs.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from frlite.converter.core.manifest import Artifact, Manifest, PassRecord, TensorInfo
+from frlite.converter.core.memory import PeakMemory, release_memory
+from frlite.converter.core.shape_spec import InputShape
+from frlite.runtimes.base import RunOptions
+
+MODES = ("dense", "idct", "factorized")
+TARGETS = ("onnx", "ort-mobile", "tflite-cpu", "tflite-gpu", "tflite-nnapi")
+PRECISIONS = ("fp32", "fp16", "int8-dynamic")
+TFLITE_TARGETS = ("tflite-cpu", "tflite-gpu", "tflite-nnapi")
+# ONNX Runtime level per mode where "all" is not best: its NCHWc layout pass wraps the factorized
+# model's 1-5-channel convs in reorders of full-size tensors (UNet 320x480: 159 ms at "all",
+# 85 ms at "extended"). Written into the manifest; frlite's runtimes and the .ort file use it.
+ORT_LEVEL = {"factorized": "extended"}
+QUICK_RUN = RunOptions(threads=os.cpu_count() or 1, extra={"low_memory": True})
+
+
+@dataclass
+class ConvertRequest:
+    model_spec: str
+    weights: Path | None
+    inputs: list[InputShape]
+    out: Path
+    modes: list[str] = field(default_factory=lambda: ["dense"])
+    targets: list[str] = field(default_factory=lambda: ["onnx"])
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    output_names: list[str] | None = None
+    overwrite: bool = False
+    parity_samples: int | None = None  # None: 2 seeded samples, 1 when an input exceeds 1 M values
+    seed: int = 0
+    progress: Callable[[str], None] = lambda msg: None
+
+
+class ConvertLog:
+    """convert.log lines, each stamped with the seconds since the conversion started."""
+
+    def __init__(self, progress: Callable[[str], None]) -> None:
+        self.lines: list[str] = []
+        self.progress = progress
+        self.start = time.perf_counter()
+
+    def __call__(self, msg: str) -> None:
+        line = f"[{time.perf_counter() - self.start:7.1f}s] {msg}"
+        self.lines.append(line)
+        self.progress(line)
+
+
+@dataclass
+class ConvertContext:
+    """All state of one conversion. Fields start empty (None); a pass's `adds` names the fields it
+    sets, a pass's `needs` the ones it reads, and the driver checks them before running it."""
+
+    req: ConvertRequest
+    log: ConvertLog
+    mem: PeakMemory
+    exits: contextlib.ExitStack               # the output folder's context lives here
+    writer: Any                               # AtomicFolder for --out, checked before any pass ran
+    big_inputs: bool = False                  # an input over 1 M values: 1 parity sample, idct checked via twin
+    # load_model
+    loaded: Any = None                        # LoadedModel (model + checkpoint)
+    model: nn.Module | None = None
+    example: dict[str, torch.Tensor] | None = None
+    ref_outputs: list[list[np.ndarray]] | None = None
+    out_names: list[str] | None = None
+    layer_shapes: dict[str, tuple[int, ...]] | None = None
+    # open_output
+    tmp: Path | None = None                   # the temp folder that becomes --out
+    work: Path | None = None                  # tmp/.work, removed before the manifest is written
+    weights: list[Any] | None = None          # FRWeight per FR layer (dense copies, freed before parity)
+    onnx_inputs: list[TensorInfo] | None = None
+    onnx_outputs: list[TensorInfo] | None = None
+    # export passes
+    onnx_files: dict[str, Path] = field(default_factory=dict)  # mode -> tmp/onnx/<mode>.onnx
+    skeleton: Any = None                      # SkeletonExport of the idct form
+    fact_plan: list[Any] | None = None
+    fp16_rewrites: dict[str, object] = field(default_factory=dict)
+    norm_scales: Any = None                   # Fp16RescaleReport, chosen once on the first dense export module
+    # tflite passes
+    tflite_converted: dict[str, Path] = field(default_factory=dict)  # mode -> fp32 .tflite onnx2tf made
+    tflite_seconds: dict[str, float] = field(default_factory=dict)   # mode -> onnx2tf seconds
+    tflite_files: dict[tuple[str, str], Path] = field(default_factory=dict)  # (mode, precision) -> tmp/tflite/...
+    artifacts: list[Artifact] = field(default_factory=list)
+    notes: dict[str, list[str]] = field(default_factory=dict)       # idct layers a converter rewrote beyond recognition
+    layer_maps: dict[str, dict] = field(default_factory=dict)       # file -> FR layer -> tensor holding its output
+    measured: dict[tuple[str, str], float] = field(default_factory=dict)  # quick parity per (file, runtime)
+    manifest: Manifest | None = None
+    steps: dict[str, float] = field(default_factory=dict)            # convert.log step -> seconds
+    pass_records: list[PassRecord] = field(default_factory=list)      # passes that ran (driver)
+    # fields added so far (driver); convert() sets the first five before any pass
+    provided: set[str] = field(default_factory=lambda: {"req", "log", "mem", "exits", "writer"})
+
+    def step(self, name: str) -> Callable[[], None]:
+        """Log a step's start; the returned `done()` records its time and frees memory."""
+        t0 = time.perf_counter()
+        self.log(name)
+
+        def done() -> None:
+            self.steps[name] = time.perf_counter() - t0
+            self.mem.sample()
+            release_memory()
+        return done
+
+    def samples(self) -> list[dict[str, np.ndarray]]:
+        """The seeded parity inputs (the same every call)."""
+        assert self.example is not None and self.req.parity_samples is not None
+        rng = np.random.default_rng(self.req.seed)
+        return [{n: rng.random(tuple(t.shape), dtype=np.float32) for n, t in self.example.items()}
+                for _ in range(self.req.parity_samples)]
+
+
+def weight_key(name: str) -> str:
+    """The key of an FR layer's weight (`<layer>.weight`; `weight` for a model that is one layer)."""
+    return f"{name}.weight" if name else "weight"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def worst_error(runtime, samples: list[dict[str, np.ndarray]], ref_outputs: list[list[np.ndarray]],  # type: ignore[no-untyped-def]
+                out_names: list[str]) -> float:
+    """max over samples and outputs of max |got - ref| / max |ref|; inf when the file outputs any
+    NaN/Inf (the references are finite, load_model checks)."""
+    errs = []
+    for sample, refs in zip(samples, ref_outputs):
+        got = runtime.run(sample)
+        for name, ref in zip(out_names, refs):
+            if not np.isfinite(got[name]).all():
+                return math.inf
+            scale = float(np.abs(ref).max()) or 1.0
+            errs.append(float(np.abs(got[name] - ref).max()) / scale)
+    return max(errs)

@@ -1,0 +1,60 @@
+"""Pass quick_parity: every artifact against PyTorch on the seeded samples, with the shared
+tolerance table (converter/core/tolerances.py); a mismatch fails the conversion, nothing is written.
+One run per file, shared by its targets; big-input idct .tflite files run through their dense twin."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+from frlite.converter.core.errors import FrliteError
+from frlite.converter.core.manifest import ArtifactParity
+from frlite.converter.core.memory import release_memory
+from frlite.converter.core.tolerances import tolerance
+from frlite.converter.fr.fr_layers import fr_layers
+from frlite.converter.passes.context import QUICK_RUN, ConvertContext, worst_error
+from frlite.converter.passes.driver import BasePass
+from frlite.converter.tflite.tflite_fold import dense_twin
+
+
+class QuickParity(BasePass):
+    def __init__(self) -> None:
+        super().__init__("quick_parity", needs=("tmp", "work", "model", "artifacts", "ref_outputs", "out_names"), adds=())
+
+    def run(self, ctx: ConvertContext) -> None:
+        from frlite.runtimes.loader import open_artifact
+
+        assert ctx.tmp is not None and ctx.work is not None and ctx.model is not None
+        assert ctx.ref_outputs is not None and ctx.out_names is not None
+        if ctx.weights is not None:
+            ctx.weights.clear()  # dense copies no later pass reads: the parity runs get their memory
+        for _, layer in fr_layers(ctx.model):
+            layer.drop_cached_weight()
+        release_memory()
+        tmp, artifacts = ctx.tmp, ctx.artifacts
+        done = ctx.step(f"quick parity of {len(artifacts)} artifacts on {ctx.req.parity_samples} seeded samples")
+        failures = []
+        for art in artifacts:
+            key = (art.path, art.runtime)
+            if key not in ctx.measured:
+                checked = art
+                if art.runtime == "tflite" and art.mode == "idct" and ctx.big_inputs:
+                    # weights rebuilt once by the file's own ops, the rest run on XNNPACK (tflite_fold.py)
+                    twin = ctx.work / f"twin_{Path(art.path).name}"
+                    folded = dense_twin(tmp / art.path, twin)
+                    checked = dataclasses.replace(art, path=str(twin.relative_to(tmp)))
+                    ctx.log(f"  {art.path}: checked through its dense twin ({folded} rebuilt tensors folded by LiteRT)")
+                ctx.measured[key] = worst_error(open_artifact(tmp, checked, QUICK_RUN), ctx.samples(),
+                                                ctx.ref_outputs, ctx.out_names)
+            worst = ctx.measured[key]
+            tol = tolerance(art.precision)
+            ok = worst <= tol  # False for NaN too: `worst > tol` would let a NaN output pass
+            art.parity = ArtifactParity(len(ctx.ref_outputs), worst * 1.0, worst, tol, ok)
+            ctx.log(f"  {art.path}: max |error| / scale = {worst:.2e} (tolerance {tol:.0e}) {'ok' if ok else 'MISMATCH'}")
+            if not ok:
+                failures.append(f"{art.path} (NaN/Inf in its output)" if not math.isfinite(worst)
+                                else f"{art.path} ({worst:.2e} > {tol:.0e})")
+        done()
+        if failures:
+            raise FrliteError("conversion does not match PyTorch on seeded inputs: " + "; ".join(failures)
+                              + "; nothing was written (rerun with --debug and see the conversion log)")
