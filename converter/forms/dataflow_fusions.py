@@ -66,6 +66,9 @@ def _leaf_types() -> tuple[type, ...]:
 def trace(model: nn.Module) -> fx.GraphModule:
     """The model as an fx.GraphModule with FR/factorized layers and norms as leaves; raises the
     tracer's own error on a forward fx cannot follow."""
+    if "forward" in vars(model):
+        # fx traces type(model).forward; an instance attribute would run something else
+        raise TypeError("the model's forward is set on the instance, not its class")
     graph = _LeafTracer(_leaf_types()).trace(model)
     return fx.GraphModule(model, graph, model.__class__.__name__)
 

@@ -58,7 +58,7 @@ from frlite.converter.models.summary import summarize_model
 from frlite.converter.tflite.tflite_fold import dense_twin
 from frlite.converter.tflite.tflite_file import load_model_object, name_io, read_tflite, save_model_object
 from frlite.converter.tflite.tflite_fp16 import to_fp16
-from frlite.converter.forms.factorized import factorize_model, plan_as_json
+from frlite.converter.forms.factorized import describe_fusions, factorize_model, plan_as_json
 from frlite.converter.forms.fp16_rescale import Fp16RescaleReport, apply_prescales, make_fp16_safe, prescale_stat_norms
 from frlite.converter.fr.idct_rebuild import FRWeight
 from frlite.converter.tflite.tflite_idct import fr_layer_outputs, inject_idct
@@ -341,6 +341,7 @@ def convert(req: ConvertRequest) -> ConvertResult:
         if "factorized" in req.modes:
             done = step("build factorized model (cost model per layer) and export its ONNX")
             fact_module, fact_plan = factorize_model(model, tuple(example.values()), fp16_safe=False)
+            log(f"  {describe_fusions(model, fact_plan)}")
             rewrites = make_fp16_safe(fact_module, tuple(example.values()))
             for line in rewrites.summary():
                 log(f"  {line}")
