@@ -42,6 +42,7 @@ def main() -> None:
     ckpt = str(Path(args.fixture) / "unet_fr.tar.xz")
     frlite = str(Path(sys.executable).with_name("frlite"))
     x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     runners = {}
     for label, spec in MODELS.items():
         dst = Path(args.out) / f"generality_{spec.rpartition(':')[2]}_{h}x{w}"
@@ -49,7 +50,7 @@ def main() -> None:
                                          "--mode", "dense", "factorized", "--target", "tflite-cpu", "--precision", "fp32",
                                          "--out", str(dst), "--overwrite", "--quiet"])
         if code:
-            raise SystemExit(f"conversion of {label} failed ({code}); see {dst}/convert.log")
+            raise SystemExit(f"conversion of {label} failed (exit {code}); rerun: frlite convert {spec} ... --out {dst}")
         fusions = [line.strip() for line in (dst / "convert.log").read_text().splitlines() if "fusion" in line]
         print(f"{label}: converted in {secs:.0f} s (peak {peak / 1e9:.1f} GB); {fusions[0] if fusions else 'no fusion line'}")
         for art in read_manifest(dst).artifacts:
@@ -72,7 +73,6 @@ def main() -> None:
         print(f"  {label:34s} dense {dense:9.1f} ms  factorized {fact:7.1f} ms  speed-up {speedup[label]:5.1f}x")
     ours, builtin = speedup[list(MODELS)[1]], speedup[list(MODELS)[0]]
     print(f"  ratio of speed-ups (authors' / built-in): {ours / builtin:.3f}  (goal >= 0.95)")
-    Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "bench_generality.json").write_text(json.dumps(
         {"size": f"1x3x{h}x{w}", "median_ms": {f"{k[0]}/{k[1]}": v for k, v in med.items()},
          "speedup": speedup, "ratio": ours / builtin}, indent=2))
