@@ -51,7 +51,8 @@ def main() -> None:
                                          "--out", str(dst), "--overwrite", "--quiet"])
         if code:
             raise SystemExit(f"conversion of {label} failed (exit {code}); rerun: frlite convert {spec} ... --out {dst}")
-        fusions = [line.strip() for line in (dst / "convert.log").read_text().splitlines() if "fusion" in line]
+        fusions = [line.rpartition("]")[2].strip() for line in (dst / "convert.log").read_text().splitlines()
+                   if "fusion" in line]
         print(f"{label}: converted in {secs:.0f} s (peak {peak / 1e9:.1f} GB); {fusions[0] if fusions else 'no fusion line'}")
         for art in read_manifest(dst).artifacts:
             rt = open_artifact(dst, art, RunOptions(threads=1, variant="xnnpack")).inner  # type: ignore[attr-defined]
