@@ -10,8 +10,9 @@ from torch import nn
 
 from frlite.converter.fr.batch_stat_norm import BatchStatNorm2d
 from frlite.converter.core.errors import UnsupportedLayerError
+from frlite.converter.forms.merged_up import MergedConvInput, MergedUpProjection
 from frlite.converter.forms.factorized import (FactorizedConv2d, FactorizedConvStatNorm2d, FactorizedConvTranspose2d,
-                                  FactorizedLinear, FactorizedUp, factorize_model, plan_as_json, plan_factorization)
+                                  FactorizedLinear, factorize_model, plan_as_json, plan_factorization)
 from frlite.converter.fr.fr_layers import FRConv2d, FRConvTranspose2d, FRLinear
 
 
@@ -144,9 +145,10 @@ def test_unet_small_fuses_norms_and_merges_ups(hw: tuple[int, int]) -> None:
     fact, plan = factorize_model(model, (x,))
     merged = {c.name.removesuffix(".weight"): c.merged_into for c in plan if c.merged_into}
     assert merged == {f"up{i}.up": f"up{i}.conv.double_conv.0" for i in range(1, 5)}
-    for i in range(1, 5):
-        block = fact.get_submodule(f"up{i}")
-        assert isinstance(block, FactorizedUp) and block.conv.double_conv[0] is fact.get_submodule(f"up{i}.conv.double_conv.0")
+    for i in range(1, 5):  # the concat is gone from the traced graph: the conv takes (skip, projected up)
+        assert isinstance(fact.get_submodule(f"up{i}.up"), MergedUpProjection)
+        assert isinstance(fact.get_submodule(f"up{i}.conv.double_conv.0"), MergedConvInput)
+    assert not any(n.target is torch.cat for n in fact.graph.nodes)
     fused = {c.name.removesuffix(".weight"): c.fused_norm for c in plan if c.fused_norm}
     expected = {c.name.removesuffix(".weight"): c.name.removesuffix("0.weight") + "1" for c in plan
                 if c.name.endswith("double_conv.0.weight") and c.choice == "factorized"}
@@ -154,7 +156,9 @@ def test_unet_small_fuses_norms_and_merges_ups(hw: tuple[int, int]) -> None:
                  if c.name.endswith("double_conv.3.weight") and c.choice == "factorized"}
     assert len(expected) == 18 and fused == expected  # 9 DoubleConvs, all factorized at this size
     for conv, norm in fused.items():
-        assert isinstance(fact.get_submodule(conv), FactorizedConvStatNorm2d)
+        module = fact.get_submodule(conv)
+        module = module.conv if isinstance(module, MergedConvInput) else module
+        assert isinstance(module, FactorizedConvStatNorm2d)
         assert isinstance(fact.get_submodule(norm), nn.Identity)
     assert not any(isinstance(m, BatchStatNorm2d) for m in fact.modules())
     with torch.no_grad():
@@ -177,7 +181,7 @@ def test_up_merge_needs_a_bias_free_up_and_keeps_the_rest() -> None:
     x = torch.rand(1, 3, 36, 45)
     fact, plan = factorize_model(model, (x,))
     assert {c.name for c in plan if c.merged_into} == {"up1.up.weight", "up3.up.weight", "up4.up.weight"}
-    assert not isinstance(fact.up2, FactorizedUp) and isinstance(fact.up3, FactorizedUp)
+    assert not isinstance(fact.up2.up, MergedUpProjection) and isinstance(fact.up3.up, MergedUpProjection)
     with torch.no_grad():
         assert _rel_err(fact(x), model(x)) < 1e-4
 

@@ -15,8 +15,10 @@ factorized needs fewer multiply-adds for the layer's actual input size.
 A factorized conv followed by a batch-statistics BatchNorm (the authors' UNet) is fused into one
 module that takes the norm's statistics from the k0-channel core output instead of the C_out-channel
 conv output (FactorizedConvStatNorm2d): exact, and it leaves two full-width passes instead of ~7.
-In the UNet's decoder blocks the upsampling conv's expand and the next conv's projection are
-merged, so neither the upsampled map nor the concatenation is materialised (FactorizedUp).
+Where a bias-free upsampling conv's output is padded and concatenated into a conv (a UNet decoder),
+the up-conv's expand and the next conv's projection are merged, so neither the upsampled map nor
+the concatenation is materialised (frlite.converter.forms.merged_up). Both fusions are found on the
+traced dataflow of the user's model (frlite.converter.forms.dataflow_fusions), whatever its classes.
 """
 from __future__ import annotations
 
@@ -29,10 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from frlite.converter.fr.batch_stat_norm import BatchStatNorm2d, replace_batch_stat_norms, uses_batch_stats
-from frlite.converter.core.errors import UnsupportedLayerError
+from frlite.converter.fr.batch_stat_norm import BatchStatNorm2d, replace_batch_stat_norms
+from frlite.converter.core.errors import UsageError, UnsupportedLayerError
+from frlite.converter.forms.dataflow_fusions import find_fusions, merge_ups
 from frlite.converter.fr.fr_layers import FRConv2d, FRConvTranspose2d, FRLinear, fr_layers
 from frlite.converter.fr.idct import idct_basis_torch
+from frlite.converter.fr.module_surgery import set_submodule
 
 
 @dataclass
@@ -46,7 +50,7 @@ class LayerChoice:
     factorized_weights: int
     reason: str = ""
     fused_norm: str = ""   # name of the batch-statistics norm fused into this layer ("" if none)
-    merged_into: str = ""  # UNet Up: the conv whose projection absorbs this layer's expand ("" if none)
+    merged_into: str = ""  # up-conv: the conv whose projection absorbs this layer's expand ("" if none)
 
 
 def _basis(n: int, k: int, like: torch.Tensor) -> torch.Tensor:
@@ -222,47 +226,6 @@ class FactorizedConvTranspose2d(nn.Module):
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
 
-class FactorizedUp(nn.Module):
-    """The UNet's decoder block (frlite.converter.models.unet.Up) with its concat folded into the next projection.
-
-    Up computes conv(cat([x2, pad(up(x1))])). The conv starts with a bias-free 1x1 projection P =
-    [P_skip | P_up], and up(x1) ends with a bias-free 1x1 expand E, so exactly
-
-        P cat([x2, pad(E q)]) = P_skip x2 + pad((P_up E) q),        q = up's small k1-channel tensor
-
-    (zero padding commutes with a bias-free 1x1 conv). Neither the upsampled C_up-channel map nor
-    the concatenated C_in-channel map is ever written: only k channels are padded and added.
-    """
-
-    def __init__(self, block: nn.Module) -> None:
-        super().__init__()
-        up, first = block.up, block.conv.double_conv[0]
-        conv = first.conv if isinstance(first, FactorizedConvStatNorm2d) else first
-        if not isinstance(up, FactorizedConvTranspose2d) or up.groups != 1 or up.bias is not None:
-            raise UnsupportedLayerError("only a bias-free, ungrouped factorized transposed conv merges into the next conv")
-        if not isinstance(conv, FactorizedConv2d) or conv.groups != 1:
-            raise UnsupportedLayerError("only an ungrouped factorized conv takes the merged upsampling")
-        c_up = up.expand.shape[0]
-        c_skip = conv.project.shape[1] - c_up
-        # (k1 of conv, k1 of up) in float64: many entries are exact zeros (DCT orthogonality) that a
-        # float32 product leaves at ~1e-6
-        merged = (conv.project[:, c_skip:, 0, 0].double() @ up.expand[:, :, 0, 0].double()).to(conv.project.dtype)
-        self.up, self.conv = up, block.conv
-        self.register_buffer("project_skip", conv.project[:, :c_skip].contiguous())
-        self.register_buffer("project_up", merged[:, :, None, None].contiguous())
-
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-        u = F.conv2d(self.up.core_output(x1), self.project_up)
-        diff_y = x2.size(2) - u.size(2)   # as Up: pad to the skip's size, diff//2 before
-        diff_x = x2.size(3) - u.size(3)
-        u = F.pad(u, [diff_x // 2, diff_x - diff_x // 2, diff_y // 2, diff_y - diff_y // 2])
-        layers = list(self.conv.double_conv)
-        h = layers[0].from_projected(F.conv2d(x2, self.project_skip) + u)
-        for layer in layers[1:]:
-            h = layer(h)
-        return h
-
-
 class FactorizedLinear(nn.Module):
     """y = ((x @ B_in[:, :k1]) @ C^T) @ B_out[:, :k0]^T + b."""
 
@@ -324,8 +287,8 @@ def plan_factorization(model: nn.Module, example: tuple[torch.Tensor, ...]) -> l
     finally:
         for h in hooks:
             h.remove()
-    followers = stat_norm_followers(model)
-    merges = mergeable_ups(model)
+    sites = find_fusions(model)
+    followers, merges = sites.norms, sites.merges
     choices = []
     for name, layer in fr_layers(model):
         if name not in sizes:
@@ -351,53 +314,18 @@ def plan_factorization(model: nn.Module, example: tuple[torch.Tensor, ...]) -> l
     return choices
 
 
-def _is_stat_norm(m: nn.Module) -> bool:
-    return isinstance(m, BatchStatNorm2d) or uses_batch_stats(m)
-
-
 def _fusable(layer: nn.Module) -> bool:
     return isinstance(layer, (FRConv2d, FactorizedConv2d)) and layer.groups == 1
 
 
-def stat_norm_followers(model: nn.Module) -> dict[str, str]:
-    """conv name -> name of the batch-statistics norm that reads only its output: the next child of
-    a plain nn.Sequential, neither module used anywhere else (so fusing the two changes nothing else)."""
-    uses = _use_counts(model)
-    found = {}
-    for prefix, parent in model.named_modules():
-        if not isinstance(parent, nn.Sequential) or type(parent).forward is not nn.Sequential.forward:
-            continue  # a subclass with its own forward may route outputs elsewhere
-        children = list(parent.named_children())
-        for (name, conv), (norm_name, norm) in zip(children, children[1:]):
-            if _fusable(conv) and _is_stat_norm(norm) and uses[id(conv)] == 1 and uses[id(norm)] == 1:
-                dot = f"{prefix}." if prefix else ""
-                found[f"{dot}{name}"] = f"{dot}{norm_name}"
-    return found
-
-
-def _use_counts(model: nn.Module) -> dict[int, int]:
-    uses: dict[int, int] = {}
-    for _, m in model.named_modules(remove_duplicate=False):
-        uses[id(m)] = uses.get(id(m), 0) + 1
-    return uses
-
-
-def mergeable_ups(model: nn.Module) -> dict[str, str]:
-    """up-conv name -> first conv name, for each UNet Up block (exact type, so its forward is the
-    known one) whose transposed conv is bias-free and ungrouped and whose first conv is ungrouped."""
-    from frlite.converter.models.unet import DoubleConv, Up
-
-    uses = _use_counts(model)
-    found = {}
-    for name, block in model.named_modules():
-        if not name or type(block) is not Up or type(block.conv) is not DoubleConv or uses[id(block)] != 1:
-            continue
-        up, first = block.up, block.conv.double_conv[0]
-        conv = first.conv if isinstance(first, FactorizedConvStatNorm2d) else first
-        if (isinstance(up, (FRConvTranspose2d, FactorizedConvTranspose2d)) and up.groups == 1 and up.bias is None
-                and _fusable(conv) and uses[id(up)] == 1 and uses[id(first)] == 1):
-            found[f"{name}.up"] = f"{name}.conv.double_conv.0"
-    return found
+def describe_fusions(model: nn.Module, plan: list[LayerChoice]) -> str:
+    """One line for convert.log: the fusions the plan makes, or why none were looked for."""
+    note = find_fusions(model).note
+    if note:
+        return note
+    fused = sum(bool(c.fused_norm) for c in plan)
+    merged = sum(bool(c.merged_into) for c in plan)
+    return f"fusions found on the traced graph: {fused} batch-statistics norms fused, {merged} upsamplings merged"
 
 
 def factorize_model(model: nn.Module, example: tuple[torch.Tensor, ...] | None = None,
@@ -405,12 +333,13 @@ def factorize_model(model: nn.Module, example: tuple[torch.Tensor, ...] | None =
     """A copy of `model` with each FR layer factorized where the cost model says it pays off (the
     rest baked dense), batch-statistics norms made portable and, where the plan says so, fused into
     the factorized conv before them (`fused_norm`) and UNet Up blocks run without their concat
-    (`merged_into`). Runs in PyTorch and exports as is. With an example and `fp16_safe`, the norms
+    (`merged_into`; the result is then an fx.GraphModule of the model's traced forward). Runs in
+    PyTorch and exports as is. With an example and `fp16_safe`, the norms
     are rewritten exactly so fp16 arithmetic neither overflows nor cancels in them
     (frlite.converter.forms.fp16_rescale.make_fp16_safe, measured on the example)."""
     if plan is None:
         if example is None:
-            raise ValueError("give an example input (the cost depends on the layer's input size) or a plan")
+            raise UsageError("factorize_model needs an example input (the cost depends on the layer's input size) or a plan")
         plan = plan_factorization(model, example)
     chosen = {c.name: c.choice for c in plan}
     out = copy.deepcopy(model).eval()
@@ -422,9 +351,11 @@ def factorize_model(model: nn.Module, example: tuple[torch.Tensor, ...] | None =
                               FRLinear: FactorizedLinear}[type(layer)](layer)
         else:
             new = layer.to_dense()
-        _set_submodule(out, name, new)
+        set_submodule(out, name, new)
     _fuse_stat_norms(out, plan)
-    _merge_ups(out, plan)
+    merges = {c.name.removesuffix(".weight"): c.merged_into for c in plan if c.merged_into}
+    if merges:
+        out = merge_ups(out, merges)
     if fp16_safe and example is not None:
         from frlite.converter.forms.fp16_rescale import make_fp16_safe
 
@@ -432,39 +363,22 @@ def factorize_model(model: nn.Module, example: tuple[torch.Tensor, ...] | None =
     return out, plan
 
 
-def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, new)
-
-
 def _fuse_stat_norms(model: nn.Module, plan: list[LayerChoice]) -> None:
     """In place: conv + norm pairs the plan fuses become (FactorizedConvStatNorm2d, nn.Identity), so
     names and Sequential indices stay as in the original model."""
-    followers = stat_norm_followers(model)
-    for c in plan:
-        if not c.fused_norm:
-            continue
+    wanted = [c for c in plan if c.fused_norm]
+    followers = find_fusions(model).norms if wanted else {}
+    for c in wanted:
         name = c.name.removesuffix(".weight") if c.name != "weight" else ""
         if followers.get(name) != c.fused_norm:
-            raise ValueError(f"the plan fuses {c.fused_norm} into {name}, which this model does not allow (a plan from another model?)")
+            raise UnsupportedLayerError(f"the plan fuses {c.fused_norm} into {name}, which this model's dataflow does not "
+                                        "allow (a plan made for another model?)")
         conv, norm = model.get_submodule(name), model.get_submodule(c.fused_norm)
         if not isinstance(conv, FactorizedConv2d) or not isinstance(norm, BatchStatNorm2d):
-            raise ValueError(f"the plan fuses {c.fused_norm} into {name}, but that layer is not factorized here")
-        _set_submodule(model, name, FactorizedConvStatNorm2d(conv, norm))
-        _set_submodule(model, c.fused_norm, nn.Identity())
-
-
-def _merge_ups(model: nn.Module, plan: list[LayerChoice]) -> None:
-    """In place: each Up block whose up-conv the plan merges becomes a FactorizedUp (same name)."""
-    merges = mergeable_ups(model)
-    for c in plan:
-        if not c.merged_into:
-            continue
-        name = c.name.removesuffix(".weight")
-        if merges.get(name) != c.merged_into:
-            raise ValueError(f"the plan merges {name} into {c.merged_into}, which this model does not allow (a plan from another model?)")
-        block = name.rpartition(".")[0]
-        _set_submodule(model, block, FactorizedUp(model.get_submodule(block)))
+            raise UnsupportedLayerError(f"the plan fuses {c.fused_norm} into {name}, but that layer is not factorized here")
+        # the norm read only the conv's output and nothing else read it: swapping the pair is exact
+        set_submodule(model, name, FactorizedConvStatNorm2d(conv, norm))
+        set_submodule(model, c.fused_norm, nn.Identity())
 
 
 def plan_as_json(plan: list[LayerChoice]) -> list[dict]:

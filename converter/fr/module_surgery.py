@@ -19,3 +19,9 @@ def replace_modules(model: nn.Module, match: Callable[[nn.Module], bool],
                 setattr(parent, name, make(child))
                 count += 1
     return model, count
+
+
+def set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Put `new` at the dotted `name` below `model` (the parent must exist)."""
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, new)

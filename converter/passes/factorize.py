@@ -1,7 +1,7 @@
 """Pass factorize: the factorized model (cost model per FR layer), made fp16-safe, and its ONNX."""
 from __future__ import annotations
 
-from frlite.converter.forms.factorized import factorize_model
+from frlite.converter.forms.factorized import describe_fusions, factorize_model
 from frlite.converter.forms.fp16_rescale import make_fp16_safe
 from frlite.converter.onnx.onnx_export import export_onnx, simplify_onnx
 from frlite.converter.passes.context import ConvertContext
@@ -21,6 +21,7 @@ class Factorize(BasePass):
         done = ctx.step("build factorized model (cost model per layer) and export its ONNX")
         example = tuple(ctx.example.values())
         fact_module, plan = factorize_model(ctx.model, example, fp16_safe=False)
+        ctx.log(f"  {describe_fusions(ctx.model, plan)}")
         rewrites = make_fp16_safe(fact_module, example)
         for line in rewrites.summary():
             ctx.log(f"  {line}")
