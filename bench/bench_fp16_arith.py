@@ -58,14 +58,15 @@ def main() -> None:
     from frlite.runtimes.fp16_verdict import measure
     from frlite.runtimes.parity_inputs import load_inputs
     from frlite.runtimes.parity_metrics import DEFAULT_TOLERANCES
-    from frlite.runtimes.parity_run import _reference
+    from frlite.converter.core.convert_folder import ConvertFolder
+    from frlite.runtimes.reference_model import reference_runtime
 
     folder = Path(args.folder)
     manifest = read_manifest(folder)
     images = [str(Path(args.fixture) / f"in000{i}.png") for i in range(4)]
     masks = [load_mask(Path(args.fixture) / f"gt000{i}.png") for i in range(4)]
     data = [s.arrays for s in load_inputs(images, manifest.model_inputs, 0, 0)]
-    ref = _reference(manifest, folder)
+    ref = reference_runtime(ConvertFolder.open(folder))  # a built-in spec, or the folder's checkpoint-checked one
     refs = [ref.run(d) for d in data]
     del ref
     out_name = manifest.model_outputs[0].model_name
