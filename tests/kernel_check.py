@@ -35,6 +35,9 @@ def _litert(path: Path, feeds: dict[str, np.ndarray], builtin: bool = False):  #
     return {d["name"]: np.array(it.get_tensor(d["index"])) for d in it.get_output_details()}, it
 
 
+REDUCTIONS = ("MEAN", "SUM")
+
+
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max()) / (float(np.abs(b).max()) or 1.0)
 
@@ -52,7 +55,14 @@ def assert_kernels_match_litert(path: Path, samples: int = 2) -> float:
             args = [None if i < 0 else (ex.constant(i) if ex.constant(i) is not None
                                         else torch.from_numpy(np.array(it.get_tensor(i)))) for i in op.inputs]
             for idx, out in zip(op.outputs, ex.run_op(op.index, args)):
-                rel = _rel(out.numpy(), it.get_tensor(idx))
+                ref = it.get_tensor(idx)
+                rel = _rel(out.numpy(), ref)
+                if op.kind in REDUCTIONS:
+                    # a reduction's rounding scales with its input, not its output: the fp16-safe
+                    # factorized norms average centred values whose mean is ~0 (1.8e-5 of the
+                    # output's scale, 1e-9 of the input's, seen on the UNet at 64x96)
+                    scale = max(float(np.abs(ref).max()), float(args[0].abs().max()))
+                    rel = float(np.abs(out.numpy() - ref).max()) / (scale or 1.0)
                 assert rel <= KERNEL_TOLERANCE, f"{path.name} op {op.index} {op.kind}: {rel:.2e} of scale off LiteRT"
         del it
         got, stats = ex.run(feeds)

@@ -14,7 +14,9 @@ from frlite.converter.models.segmentation import load_mask
 from frlite.runtimes.parity_run import ParityReport, run_parity
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("unet")]
-IDCT_LIMIT = 64 * 1024
+# idct .onnx 84,860 B / .tflite 107,272 B at 640x959 (36 / 56 KB before the fp16 prescales: a
+# per-channel power of two and eps for each of the 18 batch-statistics norms); dense is 124 MB
+IDCT_LIMIT = 128 * 1024
 FLOORS = {"fp32": 0.9999, "fp16": 0.999}
 
 
