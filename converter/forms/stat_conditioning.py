@@ -18,6 +18,7 @@ M's inverse); on other inputs Cov_z is not I but stays far better conditioned th
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
@@ -85,18 +86,24 @@ def _cancellation(e: torch.Tensor, cov: torch.Tensor) -> float:
     return float((mag[live] / var[live]).max()) if bool(live.any()) else 1.0
 
 
-def condition_fused_norms(model: nn.Module, example: tuple[torch.Tensor, ...]) -> ConditionReport:
-    """In place: whiten every FactorizedConvStatNorm2d of `model` from one forward pass on `example`."""
-    fused = [(n, m) for n, m in model.named_modules() if isinstance(m, FactorizedConvStatNorm2d)]
-    stats: dict[str, tuple[torch.Tensor, torch.Tensor, float]] = {}
+def _observe(model: nn.Module, example: tuple[torch.Tensor, ...], fused: list[tuple[str, nn.Module]],
+             see: Callable[[str, torch.Tensor], object]) -> None:
+    """One forward pass on `example` with `see(name, core_output)` called by each fused norm."""
     for name, mod in fused:
-        mod._observer = lambda q, name=name: stats.setdefault(name, _moments(q))
+        mod._observer = lambda q, name=name: see(name, q)
     try:
         with torch.no_grad():
             model(*example)
     finally:
         for _, mod in fused:
             mod._observer = None
+
+
+def condition_fused_norms(model: nn.Module, example: tuple[torch.Tensor, ...]) -> ConditionReport:
+    """In place: whiten every FactorizedConvStatNorm2d of `model` from one forward pass on `example`."""
+    fused = [(n, m) for n, m in model.named_modules() if isinstance(m, FactorizedConvStatNorm2d)]
+    stats: dict[str, tuple[torch.Tensor, torch.Tensor, float]] = {}
+    _observe(model, example, fused, lambda name, q: stats.setdefault(name, _moments(q)))
     report = ConditionReport()
     for name, mod in fused:
         if name not in stats:
@@ -136,11 +143,4 @@ def _measure_after(model: nn.Module, example: tuple[torch.Tensor, ...], report: 
     """Max |d_a d_b| of the rewritten layers on the example (what an fp16 path now has to hold)."""
     by_name = {c.name: c for c in report.layers if c.applied}
     fused = [(n, m) for n, m in model.named_modules() if n in by_name and isinstance(m, FactorizedConvStatNorm2d)]
-    for name, mod in fused:
-        mod._observer = lambda q, name=name: setattr(by_name[name], "max_pair_product_after", _moments(q)[2])
-    try:
-        with torch.no_grad():
-            model(*example)
-    finally:
-        for _, mod in fused:
-            mod._observer = None
+    _observe(model, example, fused, lambda name, q: setattr(by_name[name], "max_pair_product_after", _moments(q)[2]))
