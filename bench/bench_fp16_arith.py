@@ -2,7 +2,7 @@
 `make demo` writes one to out/demo/unet) on the four fixture images.
 
     .venv/bin/python bench/bench_fp16_arith.py [--folder out/demo/unet] [--fixture ../shared/fixtures/frereg_unet]
-        [--threads 2] [--arith fp16|fp32]
+        [--threads 2] [--arith fp16|fp32] [--files idct_fp16.tflite ...]
 
 Per file, in a fresh process: load time, seconds per image, the process's peak RSS, the verdict
 (first op that overflows fp16), pixel agreement with PyTorch fp32 and Dice against the fixture's
@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--fixture", default=str(REPO.parent / "shared" / "fixtures" / "frereg_unet"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--arith", default="fp16", choices=["fp16", "fp32"])
+    ap.add_argument("--files", nargs="+", default=None, help="only these .tflite file names (default all)")
     args = ap.parse_args()
 
     from frlite.converter.core.manifest import read_manifest
@@ -75,6 +76,8 @@ def main() -> None:
     seen: set[str] = set()
     for art in manifest.artifacts:
         if art.runtime != "tflite" or art.path in seen or art.precision not in ("fp32", "fp16"):
+            continue
+        if args.files and Path(art.path).name not in args.files:
             continue
         seen.add(art.path)
         specs = {i.model_name: i.perm_from_model for i in art.inputs + art.outputs}

@@ -183,6 +183,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         inputs=parse_input_shapes(args.input or []), out=Path(args.out),
         modes=_split(args.mode), targets=_split(args.target), precisions=_split(args.precision),
         output_names=_split(args.output_name, dedupe=False) if args.output_name else None, overwrite=args.overwrite,
+        input_files=args.inputs,
         progress=(lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True)),
     )
     result = convert(req)
@@ -352,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="onnx, ort-mobile, tflite-cpu, tflite-gpu, tflite-nnapi (several allowed)")
     p.add_argument("--precision", nargs="+", default=["fp32"], help="fp32, fp16, int8-dynamic (TFLite)")
     p.add_argument("--out", required=True, help="output folder (written whole or not at all)")
+    p.add_argument("--inputs", nargs="+", metavar="FILE_OR_FOLDER",
+                   help="your own images (.png/.jpg, scaled /255) or .npy/.npz arrays at the --input size: quick "
+                        "parity, the fp16 rewrites' constants and the fp16-arithmetic verdicts run on all of them "
+                        "instead of seeded random samples (2-4 typical ones suffice)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder frlite wrote")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_convert)

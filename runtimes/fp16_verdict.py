@@ -1,9 +1,10 @@
 """From fp16-executor runs to the one verdict a deployment engineer acts on.
 
 A file is "safe" in fp16 arithmetic when no op's output leaves fp16's range (|x| <= 65,504, all
-finite) on any sample and the outputs stay within the fp16 tolerance of PyTorch fp32. Otherwise
-it is "unsafe", naming the first op that overflowed, and the app must run the delegate with
-precision loss off. An overflow whose inf later washes out (rsqrt(inf) = 0) is still unsafe:
+finite) on any sample and its outputs stay within the fp16 tolerance of PyTorch fp32, or, where
+the task is known, the task gate holds (converter/core/tolerances.py: 99.9% of pixels, every
+top-1) with the error under FP16_ARITH_CEILING. Otherwise it is "unsafe", naming the first op
+that overflowed, and the app must run the delegate with precision loss off. An overflow whose inf later washes out (rsqrt(inf) = 0) is still unsafe:
 what a GPU does with inf is not specified.
 """
 from __future__ import annotations
@@ -14,11 +15,13 @@ from typing import Any
 import numpy as np
 
 from frlite.converter.core.manifest import Fp16Arith
+from frlite.converter.core.tolerances import FP16_ARITH_CEILING, TASK_GATES
 
 from frlite.runtimes.fp16_executor import OpStat
 from frlite.runtimes.parity_metrics import guess_task, task_metrics
 
 OFF_FLAGS = "--gpu_precision_loss_allowed=false / --nnapi_allow_fp16=false"
+TASK_GATES_BY_METRIC = {metric: least for metric, least in TASK_GATES.values()}
 
 
 def first_bad(runs: list[list[OpStat]]) -> OpStat | None:
@@ -62,12 +65,15 @@ def describe_overflow(rec: dict[str, Any]) -> str:
 
 def measure(runs: list[list[OpStat]], refs: list[dict[str, np.ndarray]], outs: list[dict[str, np.ndarray]],
             tolerance: float, layer_outputs: dict[str, Any] | None = None,
-            producers: dict[int, int] | None = None) -> Fp16Arith:
+            producers: dict[int, int] | None = None, task: str | None = None, inputs: str = "") -> Fp16Arith:
     """The verdict for one file from its executor runs (stats and outputs, model layout) against
-    PyTorch's outputs on the same samples."""
+    PyTorch's outputs on the same samples (described by `inputs`, e.g. "2 seeded random samples").
+    `task` overrides the task guessed from each output's shape. The task gate can lift only
+    outputs that have a task: an output without one must meet the value tolerance."""
     worst = 0.0
-    agreements: list[float] = []
+    worst_ungated = 0.0
     nonfinite_out = False
+    gate: tuple[str, float] | None = None  # (metric, least value over samples and gated outputs)
     for ref, got in zip(refs, outs):
         for name, r in ref.items():
             g = got[name]
@@ -77,20 +83,42 @@ def measure(runs: list[list[OpStat]], refs: list[dict[str, np.ndarray]], outs: l
             with np.errstate(invalid="ignore"):
                 err = float(np.nanmax(np.where(np.isfinite(g), np.abs(g - r), np.inf))) / scale
             worst = max(worst, err)
-            if guess_task(tuple(r.shape)) == "segmentation":
-                agree = task_metrics("segmentation", r, np.nan_to_num(g, nan=-np.inf)).pixel_agreement
-                agreements.append(float(agree or 0.0))
+            the_task = task or guess_task(tuple(r.shape))
+            if the_task not in TASK_GATES:
+                worst_ungated = max(worst_ungated, err)
+                continue
+            metric = TASK_GATES[the_task][0]
+            value = float(getattr(task_metrics(the_task, r, np.nan_to_num(g, nan=-np.inf)), metric) or 0.0)
+            if gate is None or value < gate[1]:
+                gate = (metric, value)
+    pixel = gate[1] if gate and gate[0] == "pixel_agreement" else None
     bad = first_bad(runs)
     rec = _overflow_record(bad, layer_of(bad.op_index, layer_outputs or {}, producers or {})) if bad else None
-    pixel = min(agreements) if agreements else None
-    pixel_txt = f", pixel agreement {100 * pixel:.3f}%" if pixel is not None else ""
+    gate_txt = f", {gate[0].replace('_', ' ')} {100 * gate[1]:.3f}%" if gate else ""
     worst_txt = f"worst error/scale {worst:.2e}" if math.isfinite(worst) else "non-finite outputs"
-    if rec is None and not nonfinite_out and worst <= tolerance:
+    on_txt = f" on {inputs}" if inputs else ""
+    clean = rec is None and not nonfinite_out
+    gate_holds = (gate is not None and gate[1] >= TASK_GATES_BY_METRIC[gate[0]] and worst <= FP16_ARITH_CEILING
+                  and worst_ungated <= tolerance)
+    if clean and worst <= tolerance:
         return Fp16Arith("safe", worst, pixel, len(refs), tolerance, None,
-                         f"fp16 arithmetic: safe ({worst_txt}{pixel_txt})")
+                         f"fp16 arithmetic: safe ({worst_txt}{gate_txt}{on_txt})", "value", inputs)
+    if clean and gate_holds:
+        assert gate is not None
+        return Fp16Arith("safe", worst, pixel, len(refs), tolerance, None,
+                         f"fp16 arithmetic: safe by the task gate ({worst_txt} over the {tolerance:.0e} value "
+                         f"tolerance, under the {FP16_ARITH_CEILING:.0e} ceiling{gate_txt} >= "
+                         f"{100 * TASK_GATES_BY_METRIC[gate[0]]:g}%{on_txt})", "task", inputs)
     if rec is not None:
         why = describe_overflow(rec)
+    elif gate is not None:
+        why = (f"precision loss without overflow: {gate[0].replace('_', ' ')} {100 * gate[1]:.3f}% "
+               f"(gate {100 * TASK_GATES_BY_METRIC[gate[0]]:g}%), {worst_txt} (ceiling {FP16_ARITH_CEILING:.0e})")
     else:
-        why = f"outputs off by {worst_txt} (tolerance {tolerance:.0e}) without overflow (precision loss)"
+        why = f"precision loss without overflow: {worst_txt} (tolerance {tolerance:.0e})"
+    hint = "; measure on your own data with `convert --inputs` or `parity --inputs`" \
+        if "seeded random" in inputs and rec is None else ""
     return Fp16Arith("unsafe", worst if math.isfinite(worst) else None, pixel, len(refs), tolerance, rec,
-                     f"fp16 arithmetic: unsafe: {why}; {worst_txt}{pixel_txt}; run with {OFF_FLAGS}")
+                     f"fp16 arithmetic: unsafe{on_txt}: {why}{gate_txt if rec else ''}; run with {OFF_FLAGS}{hint}",
+                     "overflow" if rec else ("task" if gate else "value"), inputs)
+

@@ -30,6 +30,15 @@ class Sample:
         return {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest() for k, v in self.arrays.items()}
 
 
+def describe_samples(samples: list[Sample]) -> str:
+    """What a check ran on, for verdicts and logs: "2 seeded random samples" or the files."""
+    if all(s.source.startswith("random(") for s in samples):
+        return f"{len(samples)} seeded random sample{'s' if len(samples) != 1 else ''}"
+    names = [s.source for s in samples]
+    shown = ", ".join(names[:4]) + (f", ... ({len(names)} in all)" if len(names) > 4 else "")
+    return f"{len(names)} input{'s' if len(names) != 1 else ''} ({shown})"
+
+
 def _check(name: str, arr: np.ndarray, spec: TensorInfo, source: str) -> np.ndarray:
     if tuple(arr.shape) != tuple(spec.shape):
         raise DataError(f"{source}: input {name} has shape {tuple(arr.shape)}, the model expects {tuple(spec.shape)}")

@@ -21,8 +21,10 @@ echo "== 3. PyTorch Dice on the fixture images (README: 0.978770 0.979274 0.9746
 
 echo
 echo "== 4. convert at 1x3x640x959: dense, idct and factorized; ONNX + TFLite (CPU/GPU/NNAPI), fp32 + fp16"
+# two fixture images are the checks' inputs (quick parity, fp16 rewrites, fp16 verdicts)
 "$FRLITE" convert unet --weights "$CKPT" --input input:1x3x640x959 --mode dense idct factorized \
-  --target onnx tflite-cpu tflite-gpu tflite-nnapi --precision fp32 fp16 --out "$OUT/unet" --overwrite
+  --target onnx tflite-cpu tflite-gpu tflite-nnapi --precision fp32 fp16 --out "$OUT/unet" --overwrite \
+  --inputs "$FIXTURE"/in000{0,1}.png
 
 echo
 echo "== 5. parity: the four fixture images through PyTorch, ONNX Runtime and LiteRT"

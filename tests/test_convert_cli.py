@@ -91,3 +91,20 @@ def test_convert_writes_manifest_and_log(tmp_path: Path) -> None:
     for a in m["artifacts"]:
         assert len(a["sha256"]) == 64 and a["size_bytes"] == os.path.getsize(tmp_path / "out" / a["path"])
     assert "quick parity" in (tmp_path / "out" / "convert.log").read_text()
+
+
+def test_inputs_file_missing_is_bad_usage(tmp_path: Path) -> None:
+    r = run_cli("convert", CLS, "--input", "input:1x3x32x32", "--inputs", str(tmp_path / "nope.npy"),
+                "--out", str(tmp_path / "out"), cwd=REPO)
+    _one_line(r, "nope.npy does not exist", code=2)
+    _no_output(tmp_path)
+
+
+def test_inputs_of_the_wrong_shape_are_bad_usage(tmp_path: Path) -> None:
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 16, 16), np.float32))
+    r = run_cli("convert", CLS, "--input", "input:1x3x32x32", "--inputs", str(tmp_path / "x.npy"),
+                "--out", str(tmp_path / "out"), cwd=REPO)
+    _one_line(r, "x.npy: input input has shape (1, 3, 16, 16), the model expects (1, 3, 32, 32)", code=2)
+    _no_output(tmp_path, "out")

@@ -37,7 +37,7 @@ class TensorInfo:
 
 @dataclass
 class ArtifactParity:
-    """The quick parity check run right after conversion (seeded random inputs vs PyTorch)."""
+    """The quick parity check run right after conversion (the check inputs vs PyTorch)."""
 
     samples: int
     max_abs_error: float
@@ -59,6 +59,8 @@ class Fp16Arith:
     tolerance: float                      # on worst_rel_to_scale
     first_overflow: dict[str, Any] | None = None  # op_index, op_type, output, max_abs, layer
     message: str = ""                     # the one line shown in logs and reports
+    judged_by: str = "value"              # value tolerance | task gate | overflow (tolerances.py)
+    inputs: str = ""                      # what it was measured on ("2 seeded random samples", files)
 
     @property
     def safe(self) -> bool:
@@ -120,6 +122,9 @@ class Manifest:
     fp16_rewrites: dict[str, Any] = field(default_factory=dict)
     # the conversion's passes in the order they ran (absent in folders written before passes existed)
     passes: list[PassRecord] = field(default_factory=list)
+    # what quick parity, the fp16 rewrites and the fp16 verdicts ran on: per sample its source
+    # (a file name or "random(seed=S)[i]") and the sha256 of each input array
+    check_inputs: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)

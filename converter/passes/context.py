@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from frlite.converter.core.manifest import Artifact, Manifest, PassRecord, TensorInfo
+from frlite.converter.core.layouts import model_layout
 from frlite.converter.core.memory import PeakMemory, release_memory
 from frlite.converter.core.shape_spec import InputShape
 from frlite.runtimes.base import RunOptions
@@ -46,6 +47,8 @@ class ConvertRequest:
     output_names: list[str] | None = None
     overwrite: bool = False
     parity_samples: int | None = None  # None: 2 seeded samples, 1 when an input exceeds 1 M values
+    # images / .npy / .npz in the model's input size: the check inputs instead of seeded samples
+    input_files: list[str] | None = None
     seed: int = 0
     progress: Callable[[str], None] = lambda msg: None
 
@@ -75,6 +78,7 @@ class ConvertContext:
     exits: contextlib.ExitStack               # the output folder's context lives here
     writer: Any                               # AtomicFolder for --out, checked before any pass ran
     big_inputs: bool = False                  # an input over 1 M values: 1 parity sample, idct checked via twin
+    loaded_samples: list[Any] | None = None   # the check inputs (Sample records), loaded once by samples()
     # load_model
     loaded: Any = None                        # LoadedModel (model + checkpoint)
     model: nn.Module | None = None
@@ -120,11 +124,26 @@ class ConvertContext:
         return done
 
     def samples(self) -> list[dict[str, np.ndarray]]:
-        """The seeded parity inputs (the same every call)."""
-        assert self.example is not None and self.req.parity_samples is not None
-        rng = np.random.default_rng(self.req.seed)
-        return [{n: rng.random(tuple(t.shape), dtype=np.float32) for n, t in self.example.items()}
-                for _ in range(self.req.parity_samples)]
+        """The check inputs (the same every call): the user's --inputs files, all of them, else
+        `parity_samples` seeded uniform [0, 1) samples. They feed the PyTorch references, the fp16
+        rewrites' measurements (the first one), quick parity and the fp16-arithmetic verdict."""
+        return [s.arrays for s in self._check_inputs()]
+
+    def samples_described(self) -> str:
+        """What the checks ran on, for convert.log and the fp16 verdict."""
+        from frlite.runtimes.parity_inputs import describe_samples
+
+        return describe_samples(self._check_inputs())
+
+    def _check_inputs(self) -> list[Any]:
+        from frlite.runtimes.parity_inputs import load_inputs
+
+        if self.loaded_samples is None:
+            assert self.req.parity_samples is not None
+            specs = [TensorInfo(s.name, list(s.shape), "float32", model_layout(len(s.shape)), s.name)
+                     for s in self.req.inputs]
+            self.loaded_samples = load_inputs(self.req.input_files, specs, self.req.parity_samples, self.req.seed)
+        return self.loaded_samples
 
 
 def weight_key(name: str) -> str:

@@ -139,7 +139,8 @@ def convert(req: ConvertRequest, passes: Sequence[Pass] = CONVERT_PASSES) -> Con
         req.parity_samples = 1 if big_inputs else 2
     check_request(req)
     # --out is checked before any work: a bad one is bad usage and nothing runs
-    writer = AtomicFolder(req.out, req.overwrite, inputs=[req.weights, spec_file(req.model_spec)], kind="convert")
+    inputs = [req.weights, spec_file(req.model_spec), *map(Path, req.input_files or [])]
+    writer = AtomicFolder(req.out, req.overwrite, inputs=inputs, kind="convert")
     writer.check()
     log = ConvertLog(req.progress)
     release_memory(first=True)

@@ -25,5 +25,6 @@ class Fp16ArithCheck(BasePass):
         assert ctx.tmp is not None and ctx.ref_outputs is not None and ctx.out_names is not None
         done = ctx.step(f"fp16-arithmetic check of {len(_fp16_files(ctx))} files for tflite-gpu / tflite-nnapi")
         check_fp16_arithmetic(ctx.tmp, ctx.artifacts, ctx.samples(), ctx.ref_outputs, ctx.out_names,
-                              tolerance("fp16"), QUICK_RUN.threads, ctx.log)
+                              tolerance("fp16"), QUICK_RUN.threads, ctx.log,
+                              ctx.samples_described())
         done()

@@ -2,7 +2,7 @@
 
 Host parity runs every .tflite on x86 XNNPACK in fp32; the GPU delegate with precision loss
 allowed and NNAPI with allow_fp16 store every tensor in fp16. Each file meant for those targets
-is run once more through the fp16 executor on the quick-parity samples; the verdict goes into the
+is run once more through the fp16 executor on the quick-parity inputs (`--inputs`, else seeded); the verdict goes into the
 manifest, the compat report and convert.log. An unsafe file is still written (it is right in
 fp32 and runs with precision loss off); it is not called delegate-ready, and `frlite bench`
 turns precision loss off for it.
@@ -22,7 +22,7 @@ FP16_TARGETS = ("tflite-gpu", "tflite-nnapi")
 
 def check_fp16_arithmetic(folder: Path, artifacts: list[Artifact], samples: list[dict[str, np.ndarray]],
                           ref_outputs: list[list[np.ndarray]], out_names: list[str], tolerance: float,
-                          threads: int, log: Callable[[str], None]) -> None:
+                          threads: int, log: Callable[[str], None], inputs: str = "") -> None:
     """Set `fp16_arith` on every gpu/nnapi .tflite artifact (one executor run per file) and
     rewrite its compat report with the verdict."""
     from frlite.runtimes.base import RunOptions
@@ -42,7 +42,8 @@ def check_fp16_arithmetic(folder: Path, artifacts: list[Artifact], samples: list
             outs = [rt.run(s) for s in samples]
             inner = rt.inner  # type: ignore[attr-defined]
             assert isinstance(inner, Fp16ArithRuntime)
-            verdicts[art.path] = measure(inner.runs, refs, outs, tolerance, art.layer_outputs, inner.producers())
+            verdicts[art.path] = measure(inner.runs, refs, outs, tolerance, art.layer_outputs, inner.producers(),
+                                         inputs=inputs)
             del rt, inner, outs
             log(f"  {art.path}: {verdicts[art.path].message}")  # type: ignore[attr-defined]
         art.fp16_arith = verdicts[art.path]  # type: ignore[assignment]

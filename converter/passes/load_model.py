@@ -1,4 +1,4 @@
-"""Pass load_model: build the model, load its checkpoint, run it on the seeded samples.
+"""Pass load_model: build the model, load its checkpoint, run it on the check inputs.
 
 Runs before the output folder exists: a model that rejects the input shapes, or gives NaN
 itself, fails here with nothing written.
@@ -33,7 +33,7 @@ class LoadModel(BasePass):
 
 
 def _probe(ctx: ConvertContext, model: nn.Module) -> None:
-    """Run the model on the seeded samples: shapes are checked, references computed once, and
+    """Run the model on the check inputs (--inputs, else seeded samples): shapes are checked, references computed once, and
     each FR layer's output shape recorded (to find that output in the converted files)."""
     req = ctx.req
     ctx.example = {s.name: torch.zeros(s.shape) for s in req.inputs}
@@ -76,7 +76,7 @@ def _probe(ctx: ConvertContext, model: nn.Module) -> None:
     for i, name in enumerate(names if refs else []):
         bad = sum(int(np.count_nonzero(~np.isfinite(r[i]))) for r in refs)
         if bad:  # no conversion can match a NaN, and no tolerance check catches one
-            raise FrliteError(f"PyTorch itself gives {bad:,} NaN/Inf values in output {name!r} on seeded inputs in [0, 1); "
+            raise FrliteError(f"PyTorch itself gives {bad:,} NaN/Inf values in output {name!r} on {ctx.samples_described()}; "
                               "the model or its checkpoint is broken (check it with `frlite inspect`)")
     ctx.example = {n: torch.from_numpy(v) for n, v in samples[0].items()}
     ctx.ref_outputs, ctx.out_names, ctx.layer_shapes = refs, names, layer_shapes

@@ -1,4 +1,4 @@
-"""Pass quick_parity: every artifact against PyTorch on the seeded samples, with the shared
+"""Pass quick_parity: every artifact against PyTorch on the check inputs (--inputs, else seeded), with the shared
 tolerance table (converter/core/tolerances.py); a mismatch fails the conversion, nothing is written.
 One run per file, shared by its targets; big-input idct .tflite files run through their dense twin."""
 from __future__ import annotations
@@ -32,7 +32,7 @@ class QuickParity(BasePass):
             layer.drop_cached_weight()
         release_memory()
         tmp, artifacts = ctx.tmp, ctx.artifacts
-        done = ctx.step(f"quick parity of {len(artifacts)} artifacts on {ctx.req.parity_samples} seeded samples")
+        done = ctx.step(f"quick parity of {len(artifacts)} artifacts on {ctx.samples_described()}")
         failures = []
         for art in artifacts:
             key = (art.path, art.runtime)
@@ -56,5 +56,5 @@ class QuickParity(BasePass):
                                 else f"{art.path} ({worst:.2e} > {tol:.0e})")
         done()
         if failures:
-            raise FrliteError("conversion does not match PyTorch on seeded inputs: " + "; ".join(failures)
+            raise FrliteError(f"conversion does not match PyTorch on {ctx.samples_described()}: " + "; ".join(failures)
                               + "; nothing was written (rerun with --debug and see the conversion log)")
