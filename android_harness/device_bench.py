@@ -1,6 +1,6 @@
 """Benchmark .tflite files on a phone over adb with the official tools the user supplies.
 
-Protocol (FIELD_NOTES 4, as Google's litert-cli drives a phone): read device facts with
+Protocol (as Google's litert-cli drives a phone): read device facts with
 `getprop`, `mkdir -p /data/local/tmp/frlite`, push the model(s) and the `benchmark_model`
 binary, `chmod +x`, run it once per model x delegate with explicit flags, parse its output,
 and remove what was pushed. With the benchmark APK instead: `am start` the activity with the

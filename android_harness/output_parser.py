@@ -1,4 +1,4 @@
-"""Parse what the official TFLite / LiteRT `benchmark_model` tools print (FIELD_NOTES 4).
+"""Parse what the official TFLite / LiteRT `benchmark_model` tools print.
 
 Every form seen in the wild is accepted: lines with or without the `INFO: ` prefix, numbers in
 plain or scientific notation (1.24e+06), the newer `p5= median= p95=` fields, and the benchmark

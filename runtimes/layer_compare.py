@@ -18,7 +18,7 @@ import torch
 
 from frlite.converter.core.bounded_read import check_regular_file, read_bounded
 from frlite.converter.core.convert_folder import member_path
-from frlite.converter.fr.fr_layers import fr_layers
+from frlite.converter.fr.fr_layers import fr_layers, fr_weight_key
 from frlite.converter.core.manifest import Artifact
 
 JUMP = 10.0  # an error 10x the previous layer's, above the tolerance, is where it went wrong
@@ -43,7 +43,7 @@ def torch_layer_outputs(model: torch.nn.Module, feeds: list[np.ndarray]) -> dict
     captured: dict[str, np.ndarray] = {}
     hooks = []
     for name, layer in fr_layers(model):
-        key = f"{name}.weight" if name else "weight"
+        key = fr_weight_key(name)
         hooks.append(layer.register_forward_hook(
             lambda m, i, o, key=key: captured.__setitem__(key, o.detach().float().numpy().copy())))
     try:

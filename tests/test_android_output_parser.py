@@ -1,4 +1,4 @@
-"""Every documented benchmark_model output form parses to the same numbers (FIELD_NOTES 4)."""
+"""Every documented benchmark_model output form parses to the same numbers."""
 from __future__ import annotations
 
 import pytest

@@ -9,7 +9,7 @@ from torch import nn
 
 from frlite.converter.checkpoints.checkpoint_reader import Checkpoint
 from frlite.converter.core.errors import CheckpointMismatchError
-from frlite.converter.fr.fr_layers import fr_layers
+from frlite.converter.fr.fr_layers import fr_layers, fr_weight_key
 from frlite.converter.checkpoints.frereg_import import FREREG_BUFFERS
 
 
@@ -19,7 +19,7 @@ def _fmt(shape: tuple[int, ...]) -> str:
 
 def apply_checkpoint(model: nn.Module, ckpt: Checkpoint, spec: str = "model") -> nn.Module:
     expected = model.state_dict()
-    fr_weights = {f"{name}.weight" if name else "weight": layer for name, layer in fr_layers(model)}
+    fr_weights = {fr_weight_key(name): layer for name, layer in fr_layers(model)}
     # frereg's bookkeeping buffers ride along in checkpoints saved from frereg models
     fr_prefixes = {k[: -len("weight")] for k in fr_weights}
     tensors = {

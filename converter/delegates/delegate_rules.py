@@ -1,6 +1,7 @@
 """Which TFLite ops the GPU and NNAPI delegates take, as data.
 
-TFLite's own Analyzer no longer checks anything (FIELD_NOTES 3). These rules restate, for the
+TFLite's own Analyzer no longer checks anything (in TF 2.19-2.21 and ai-edge-litert it says
+"looks compatible" even for WHILE, Flex and 5-D CONV_3D models). These rules restate, for the
 ops listed, the checks of LiteRT's `tflite/tools/versioning/gpu_compatibility.cc` and the GPU
 model builder (op-version caps, rank <= 4 for every tensor), and of the NNAPI delegate's
 `NNAPIDelegateKernel::Validate`. An op without a rule is "not supported" and falls back to the

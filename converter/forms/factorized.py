@@ -34,7 +34,7 @@ from torch import nn
 from frlite.converter.fr.batch_stat_norm import BatchStatNorm2d, replace_batch_stat_norms
 from frlite.converter.core.errors import UsageError, UnsupportedLayerError
 from frlite.converter.forms.dataflow_fusions import find_fusions, merge_ups
-from frlite.converter.fr.fr_layers import FRConv2d, FRConvTranspose2d, FRLinear, fr_layers
+from frlite.converter.fr.fr_layers import FRConv2d, FRConvTranspose2d, FRLinear, fr_layers, fr_weight_key
 from frlite.converter.fr.idct import idct_basis_torch
 from frlite.converter.fr.module_surgery import set_submodule
 
@@ -345,7 +345,7 @@ def factorize_model(model: nn.Module, example: tuple[torch.Tensor, ...] | None =
     out = copy.deepcopy(model).eval()
     replace_batch_stat_norms(out)
     for name, layer in fr_layers(out):
-        key = f"{name}.weight" if name else "weight"
+        key = fr_weight_key(name)
         if chosen.get(key) == "factorized":
             new: nn.Module = {FRConv2d: FactorizedConv2d, FRConvTranspose2d: FactorizedConvTranspose2d,
                               FRLinear: FactorizedLinear}[type(layer)](layer)

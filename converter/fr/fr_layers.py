@@ -179,6 +179,12 @@ class FRLinear(FRLayerMixin, nn.Linear):
         return self._copy_params_into(dense)  # type: ignore[return-value]
 
 
+def fr_weight_key(name: str) -> str:
+    """The key of an FR layer's weight in checkpoints, manifests and reports: `<layer>.weight`,
+    `weight` for a model that is one FR layer (its module name is empty)."""
+    return f"{name}.weight" if name else "weight"
+
+
 def fr_layers(model: nn.Module) -> list[tuple[str, FRLayerMixin]]:
     """(qualified name, layer) of every FR layer in `model`, in module order."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, FRLayerMixin)]

@@ -1,4 +1,4 @@
-"""The authors' zigzag ranking of DCT coefficients (FIELD_NOTES 1).
+"""The authors' zigzag ranking of DCT coefficients (their frereg code's ordering, reproduced key for key).
 
 Entry (i0, i1, ...) of a tensor with sizes (s0, s1, ...) gets the key
     i0 + i0/(s0+1)  +  i1 + i1/((s0+1)(s1+1))  +  i2 + i2/((s0+1)(s1+1)(s2+1)) + ...

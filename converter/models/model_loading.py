@@ -8,7 +8,7 @@ from torch import nn
 
 from frlite.converter.checkpoints.checkpoint_reader import Checkpoint, read_checkpoint
 from frlite.converter.checkpoints.compact_format import CompactCheckpoint, LayerInfo
-from frlite.converter.fr.fr_layers import fr_layers, layer_config
+from frlite.converter.fr.fr_layers import fr_layers, fr_weight_key, layer_config
 from frlite.converter.models.model_spec import build_model
 from frlite.converter.checkpoints.weights_loader import apply_checkpoint
 
@@ -34,7 +34,7 @@ def compact_from_model(model: nn.Module, meta: dict | None = None) -> CompactChe
     """The model's state_dict with FR weights marked for sparse storage with kind and options."""
     layers = {}
     for name, layer in fr_layers(model):
-        key = f"{name}.weight" if name else "weight"
+        key = fr_weight_key(name)
         layers[key] = LayerInfo(layer.kind, layer_config(layer))
     tensors = {k: v.detach() for k, v in model.state_dict().items()}
     return CompactCheckpoint(tensors, layers, dict(meta or {}))

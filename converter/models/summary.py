@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from torch import nn
 
 from frlite.converter.checkpoints.checkpoint_reader import Checkpoint
-from frlite.converter.fr.fr_layers import FRLayerMixin, fr_layers
+from frlite.converter.fr.fr_layers import FRLayerMixin, fr_layers, fr_weight_key
 from frlite.converter.fr.idct import box_idct_cost, kept_box
 
 
@@ -57,7 +57,7 @@ def summarize_model(model: nn.Module) -> ModelSummary:
     layers = []
     for name, layer in fr_layers(model):
         assert isinstance(layer, FRLayerMixin)
-        layers.append(_summary(f"{name}.weight" if name else "weight", layer.kind, layer.weight.detach()))
+        layers.append(_summary(fr_weight_key(name), layer.kind, layer.weight.detach()))
     return ModelSummary(layers)
 
 

@@ -2,7 +2,7 @@
 
 Why legacy: the dynamo exporter's optimizer folds constant subgraphs (up to 8192 elements),
 which would fold the in-graph IDCT back into dense weights; the legacy exporter with constant
-folding off leaves MatMul chains alone (FIELD_NOTES 2).
+folding off leaves MatMul chains alone (torch 2.13).
 """
 from __future__ import annotations
 

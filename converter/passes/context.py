@@ -146,11 +146,6 @@ class ConvertContext:
         return self.loaded_samples
 
 
-def weight_key(name: str) -> str:
-    """The key of an FR layer's weight (`<layer>.weight`; `weight` for a model that is one layer)."""
-    return f"{name}.weight" if name else "weight"
-
-
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:

@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from frlite.converter.core.errors import FrliteError, UsageError
-from frlite.converter.fr.fr_layers import fr_layers
+from frlite.converter.fr.fr_layers import fr_layers, fr_weight_key
 from frlite.converter.models.memory_estimate import UnbatchedRecorder, check_forward_fits
 from frlite.converter.models.model_loading import load_fr_model
-from frlite.converter.passes.context import ConvertContext, weight_key
+from frlite.converter.passes.context import ConvertContext
 from frlite.converter.passes.driver import BasePass
 
 
@@ -46,7 +46,7 @@ def _probe(ctx: ConvertContext, model: nn.Module) -> None:
             module.drop_cached_weight()  # each dense weight lives only while its layer runs (124 MB for the UNet)
         return hook
 
-    hooks = [layer.register_forward_hook(recorder(weight_key(name))) for name, layer in fr_layers(model)]
+    hooks = [layer.register_forward_hook(recorder(fr_weight_key(name))) for name, layer in fr_layers(model)]
     unbatched = UnbatchedRecorder(model)
     samples = ctx.samples()
     for sample in samples:

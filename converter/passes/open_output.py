@@ -10,9 +10,9 @@ from torch import nn
 
 from frlite.converter.core.layouts import model_layout
 from frlite.converter.core.manifest import TensorInfo
-from frlite.converter.fr.fr_layers import fr_layers
+from frlite.converter.fr.fr_layers import fr_layers, fr_weight_key
 from frlite.converter.fr.idct_rebuild import FRWeight
-from frlite.converter.passes.context import ConvertContext, weight_key
+from frlite.converter.passes.context import ConvertContext
 from frlite.converter.passes.driver import BasePass
 
 
@@ -22,7 +22,7 @@ def fr_weights(model: nn.Module) -> list[FRWeight]:
     with torch.no_grad():
         for name, layer in fr_layers(model):
             box = layer.kept_box()
-            out.append(FRWeight(weight_key(name),
+            out.append(FRWeight(fr_weight_key(name),
                                 layer.spatial_weight().detach().float().numpy().copy(),
                                 layer.weight[tuple(slice(0, k) for k in box)].detach().float().numpy().copy(), box))
             layer.drop_cached_weight()  # the copy above is the one kept

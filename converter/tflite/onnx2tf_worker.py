@@ -4,7 +4,7 @@ Run apart from the parent so TensorFlow's memory and threads die with it, its lo
 kept out of the user's terminal, and its peak memory is measured on its own. The request and
 the result are small JSON files; the parent (onnx2tf_runner) turns a failure into one line.
 
-Traps handled here (FIELD_NOTES 2.2): onnx2tf rewrites its input in place, so it gets a copy;
+Traps handled here (onnx2tf 1.29.24): it rewrites its input in place, so it gets a copy;
 it downloads a calibration sample for 3-channel image inputs, so a seeded random array under
 that exact file name sits in the working directory; onnxsim is not run (the ONNX frlite exports
 is already static and clean, and onnxsim would fold an IDCT of constants into dense weights).

@@ -1,8 +1,9 @@
 """Small, exact edits of a `.tflite` graph (object API): add tensors and ops, rewire, prune.
 
 The building blocks of the idct form in TFLite: frlite writes the in-graph IDCT itself instead
-of hoping onnx2tf maps a computed conv weight to the right layout (it does not, reliably:
-FIELD_NOTES 2.5; and it picks a wrong permutation when a weight's axes have equal sizes).
+of hoping onnx2tf maps a computed conv weight to the right layout (it does not, reliably: it
+leaves an in-graph OIHW weight untransposed, `Dimensions must be equal`, and it picks a wrong
+permutation when a weight's axes have equal sizes).
 """
 from __future__ import annotations
 
