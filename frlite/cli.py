@@ -187,12 +187,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     )
     result = convert(req)
     if not args.quiet:
-        for a in result.manifest.artifacts:
-            p = a.parity
-            print(f"{a.mode:6s} {a.target:12s} {a.precision:12s} {a.size_bytes:>12,d} B  {a.path}"
-                  + (f"  parity {p.max_rel_to_scale:.1e}" if p else "")
-                  + (f"  fp16 arithmetic {'safe' if a.fp16_arith.safe else 'UNSAFE (precision loss off)'}"
-                     if a.fp16_arith else ""))
+        from frlite.converter.core.convert_folder import ConvertFolder
+        from frlite.runtimes.report_decision import build_table, render_text
+
+        print(render_text(build_table(ConvertFolder.open(result.out))))  # each file once, its targets joined
         print(f"wrote {result.out} in {result.seconds:.1f} s")
     return 0
 
