@@ -233,6 +233,7 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
     manifest = conv.manifest
     files = _select(conv, runtimes, chosen)
     conv.verify_all([a for arts in files.values() for a in arts])  # before any file or model runs
+    build_table(conv)  # reads the compat reports the manifest lists: a bad one stops the run before it starts
     default_fp16 = not variants
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

@@ -128,8 +128,9 @@ class DecisionTable:
         if v is None:
             return "-"
         text = v.state if v.worst_rel is None else f"{v.state} {v.worst_rel:.1e}"
-        text += f" ({v.note})" if v.note else ""
-        return text + (" (convert)" if v.measured_by == "convert" and self.measured_by == "parity" else "")
+        notes = [v.note] if v.note else []
+        notes += ["convert"] if v.measured_by == "convert" and self.measured_by == "parity" else []
+        return text + (f" ({', '.join(notes)})" if notes else "")
 
     def _host_latency(self, row: DecisionRow) -> str:
         if not self.benched:
@@ -265,7 +266,8 @@ def render_text(table: DecisionTable) -> str:
     """Aligned columns for a terminal (every cell padded to its column's widest)."""
     grid = [table.columns()] + [table.cells(r) for r in table.rows]
     widths = [max(len(row[i]) for row in grid) for i in range(len(grid[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in grid]
+    right = [c == "size" for c in grid[0]]  # numbers line up on their last digit
+    lines = ["  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right)).rstrip() for row in grid]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines + [""] + table.legend())
 

@@ -245,6 +245,29 @@ def test_chart_joins_the_parity_html_in_out_only(small_tflite: Path, tmp_path: P
     assert page.startswith(before.decode()[:200])
 
 
+def test_host_latency_joins_the_decision_table(small_tflite: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "conv"
+    shutil.copytree(small_tflite, folder)
+    exe = Path(sys.executable).with_name("frlite")
+    assert subprocess.run([str(exe), "parity", str(folder), "--model", "tests.models.small_fr:decoder"],
+                          capture_output=True, cwd=REPO).returncode == 0
+    r = subprocess.run([str(exe), "bench", str(folder), "--host", "--runs", "2", "--min-seconds", "0", "--threads", "1",
+                        "--delegate", "xnnpack", "--out", str(tmp_path / "b")], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    bench = {x["artifact"]: x for x in json.loads((tmp_path / "b" / "bench.json").read_text())["results"]}
+    report = json.loads((tmp_path / "b" / "parity.json").read_text())
+    assert report["results"] == json.loads((folder / "parity" / "parity.json").read_text())["results"]
+    assert report["decision"]["benched"] is True
+    for row in report["decision"]["rows"]:
+        (lat,) = row["latency"]
+        assert (lat["where"], lat["delegate"], lat["threads"]) == ("host", "xnnpack", 1)
+        assert lat["median_ms"] == pytest.approx(bench[row["file"]]["latency"]["median_us"] / 1e3)
+    md = (tmp_path / "b" / "parity.md").read_text()
+    assert "not benched" not in md and re.search(r"\| xnnpack 1t \d+\.\d ms \|", md)
+
+
 def test_a_device_that_stops_answering_times_out(phone, small_tflite: Path) -> None:  # type: ignore[no-untyped-def]
     r = phone([_device("P", hang=True)], str(small_tflite / "tflite" / "dense_fp32.tflite"), timeout="2")
     err = [ln for ln in r.stderr.splitlines() if ln.startswith("frlite bench: error:")]

@@ -45,8 +45,11 @@ def test_convert_lists_each_file_once_aligned(converted: tuple[Path, str]) -> No
     assert all(stdout.count(f) == 1 for f in files)
     starts = [m.start() for m in re.finditer(r"(?<=  )\S", lines[head])]  # where each header column starts
     assert [c.strip() for c in re.split(r"\s{2,}", lines[head])] == COLUMNS
-    for row in rows:  # every cell starts under its header, factorized rows too
+    size_end = lines[head].index("size") + len("size")
+    starts = [s for s in starts if s != size_end - len("size")]  # size is right-aligned
+    for row in rows:  # every cell starts under its header (size: ends under it), factorized rows too
         assert all(row[s - 2:s] == "  " and row[s] != " " for s in starts), row
+        assert row[size_end - 2:size_end] == " B" and row[size_end] == " "
     (tfl,) = [r for r in rows if r.startswith("tflite/factorized_fp32.tflite")]
     assert "tflite-cpu,gpu,nnapi" in tfl and "not benched" in tfl
     assert re.search(r"gpu \d+/\d+ ready; nnapi \d+/\d+", tfl) and re.search(r"(safe|unsafe) \d\.\de-\d\d", tfl)
@@ -151,3 +154,25 @@ def test_html_has_the_table_and_overlays(converted: tuple[Path, str], tmp_path: 
         assert page.count(f"alt='{alt}'") == 2  # one per onnx file
     md = (tmp_path / "rep" / "parity.md").read_text()
     assert "## Decision table" in md and md.index("## Decision table") < md.index("## Runs")
+
+
+@pytest.mark.parametrize("spoil", ["garbage", "impossible", "outside"])
+def test_a_bad_compat_report_stops_parity_up_front(converted: tuple[Path, str], tmp_path: Path, spoil: str) -> None:
+    import shutil
+
+    folder = tmp_path / "conv"
+    shutil.copytree(converted[0], folder)
+    compat = folder / "compat" / "dense_fp32.tflite-gpu.json"
+    if spoil == "garbage":
+        compat.write_text("{not json")
+    elif spoil == "impossible":
+        compat.write_text(json.dumps({**json.loads(compat.read_text()), "ops_delegated": 10**6}))
+    else:
+        (tmp_path / "elsewhere.json").write_text(compat.read_text())
+        compat.unlink()
+        compat.symlink_to(tmp_path / "elsewhere.json")
+    r = run_cli("parity", str(folder), "--model", DEC, "--out", str(tmp_path / "rep"))
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("frlite parity: error:")]
+    assert r.returncode == 2 and len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "compat" in errors[0] and not (tmp_path / "rep").exists()
+    assert "outside the folder" in errors[0] if spoil == "outside" else "re-convert" in errors[0]
