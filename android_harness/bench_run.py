@@ -3,19 +3,22 @@ the host or on one or more phones (in parallel), plus on-device parity when aske
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from frlite.converter.core.convert_folder import ConvertFolder
 from frlite.converter.core.errors import UsageError
+from frlite.runtimes.parity_inputs import Sample, load_inputs
 from frlite.runtimes.reference_model import ReferenceRequest
 
 from frlite.android_harness.adb_client import Adb
 from frlite.android_harness.bench_result import BenchResult
 from frlite.android_harness.device_bench import DEVICE_DELEGATES, DeviceBench, DeviceJob, select_devices
 from frlite.android_harness.host_bench import HOST_DELEGATES, bench_host
+
+if TYPE_CHECKING:
+    from frlite.runtimes.parity_run import RunResult
 
 
 @dataclass
@@ -64,7 +67,7 @@ def _jobs(target: Path) -> tuple[list[DeviceJob], ConvertFolder | None]:
     raise UsageError(f"{target} is neither a .tflite file nor a `frlite convert` folder")
 
 
-def run_bench(req: BenchRequest) -> tuple[list[BenchResult], dict | None]:
+def run_bench(req: BenchRequest) -> tuple[list[BenchResult], "DeviceRuns | None"]:
     jobs, folder = _jobs(req.target)
     results: list[BenchResult] = []
     if req.host:
@@ -95,11 +98,10 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], dict | None]:
     samples = None
     reference = None
     if req.parity:
-        from frlite.runtimes.parity_inputs import load_inputs
         from frlite.runtimes.reference_model import reference_runtime
 
         assert folder is not None
-        samples = [s.arrays for s in load_inputs(None, folder.manifest.model_inputs, 1, 0)]
+        samples = load_inputs(None, folder.manifest.model_inputs, 1, 0)
         reference = reference_runtime(folder, req.reference)  # before anything is pushed
 
     def one_device(serial: str) -> tuple[list[BenchResult], dict]:
@@ -111,7 +113,8 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], dict | None]:
                     res, _ = dev.bench(job, d, req.threads, req.runs, req.warmup, req.min_seconds)
                     out.append(res)
                     if samples is not None and res.error is None:
-                        device_outputs[(job.label, f"tflite@{serial}/{d}")] = dev.run_for_outputs(job, d, samples)
+                        device_outputs[(job.label, f"tflite@{serial}/{d}")] = dev.run_for_outputs(
+                            job, d, [s.arrays for s in samples])
         return out, device_outputs
 
     parity_outputs: dict = {}
@@ -122,29 +125,41 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], dict | None]:
     parity = None
     if samples is not None:
         assert folder is not None and reference is not None
-        parity = _device_parity(folder, reference, samples, parity_outputs)
+        parity = _device_parity(folder, reference, samples, parity_outputs, jobs)
     return results, parity
 
 
-def _device_parity(folder: ConvertFolder, ref, samples, outputs: dict) -> dict:  # type: ignore[no-untyped-def]
-    """The phone's outputs compared with PyTorch by the parity checker's own metrics."""
-    from frlite.runtimes.parity_metrics import DEFAULT_TOLERANCES, compare, guess_task, task_metrics
+@dataclass
+class DeviceRuns:
+    """`--parity`: the phones' outputs compared with PyTorch, as parity results (runtime
+    `tflite@<serial>/<delegate>`), with what the report's pictures need."""
+
+    results: list[RunResult]
+    inputs: list[dict]                      # source and sha256 per sample, as in parity.json
+    kept: dict[str, dict[str, list]]        # report.samples_kept entries for these runs
+
+
+def _device_parity(folder: ConvertFolder, ref, samples: list[Sample], outputs: dict,  # type: ignore[no-untyped-def]
+                   jobs: list[DeviceJob]) -> DeviceRuns:
+    """The phone's outputs compared with PyTorch by the parity checker's own comparison
+    (runtimes/parity_run.compare_run): the same metrics, tolerances and verdicts as a host run."""
+    from frlite.runtimes.parity_run import compare_run  # imports the runtimes: only for --parity
 
     manifest = folder.manifest
-    refs = [ref.run(s) for s in samples]
-    report: dict = {}
-    for (label, runtime), outs in outputs.items():
-        art = next(a for a in manifest.artifacts if a.path == label)
-        a_rel, r_tol = DEFAULT_TOLERANCES.get(art.precision, (1e-3, 0.0))
-        rows = []
-        for spec in manifest.model_outputs:
-            name = spec.model_name
-            scale = max(float(np.abs(r[name]).max()) for r in refs) or 1.0
-            mets = [compare(r[name], o[name], a_rel * scale, r_tol) for r, o in zip(refs, outs)]
-            task = guess_task(tuple(spec.shape))
-            tms = [task_metrics(task, r[name], o[name]) for r, o in zip(refs, outs)]
-            rows.append({"output": name, "passed": all(m.passed for m in mets),
-                         "max_abs_error": max(m.max_abs_error for m in mets), "task": [t.__dict__ for t in tms]})
-        report[f"{label} on {runtime}"] = {"runtime": runtime, "path": label, "outputs": rows,
-                                           "passed": all(r["passed"] for r in rows)}
-    return report
+    refs = [ref.run(s.arrays) for s in samples]
+    inputs = [{"source": s.source, "sha256": s.sha256()} for s in samples]
+    numerics = {j.label: j.allow_fp16 for j in jobs}
+    results, kept = [], {}
+    for (path, runtime), outs in outputs.items():
+        arts = [a for a in manifest.artifacts if a.path == path]
+        delegate = runtime.rsplit("/", 1)[1]
+        # the GPU / NNAPI delegate allowed to compute in fp16 is judged as fp16 arithmetic
+        variant = "fp16-arith" if numerics.get(path) and delegate in ("gpu", "nnapi") else "default"
+        label = f"{path} on {runtime} ({variant})"
+        res = compare_run(label, arts, runtime, variant, manifest.model_outputs, refs, outs, None, None, None,
+                          inputs=inputs)
+        results.append(res)
+        kept[label] = {o.name: [out[o.name] for out in outs] for o in res.outputs}
+        kept[f"reference|{label}"] = {n: [r[n] for r in refs] for n in refs[0]}
+        kept[f"input|{label}"] = {n: [s.arrays[n] for s in samples] for n in samples[0].arrays}
+    return DeviceRuns(results, inputs, kept)

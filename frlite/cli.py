@@ -188,12 +188,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     )
     result = convert(req)
     if not args.quiet:
-        for a in result.manifest.artifacts:
-            p = a.parity
-            print(f"{a.mode:6s} {a.target:12s} {a.precision:12s} {a.size_bytes:>12,d} B  {a.path}"
-                  + (f"  parity {p.max_rel_to_scale:.1e}" if p else "")
-                  + (f"  fp16 arithmetic {'safe' if a.fp16_arith.safe else 'UNSAFE (precision loss off)'}"
-                     if a.fp16_arith else ""))
+        from frlite.converter.core.convert_folder import ConvertFolder
+        from frlite.runtimes.report_decision import build_table, render_text
+
+        print(render_text(build_table(ConvertFolder.open(result.out))))  # each file once, its targets joined
         print(f"wrote {result.out} in {result.seconds:.1f} s")
     return 0
 
@@ -292,16 +290,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     writer = AtomicFolder(args.out, args.overwrite, inputs=[args.target, args.benchmark_binary, args.weights,
                                                             spec_file(args.model) if args.model else None], kind="bench")
     writer.check()  # before any benchmark runs: a bad --out is bad usage
-    results, parity = run_bench(req)
-    from frlite.android_harness.bench_report import parity_html_with_chart
+    from frlite.android_harness.parity_merge import read_earlier, write_parity_report
 
+    earlier = read_earlier(target)  # TARGET's parity report, checked before any benchmark runs
+    results, parity = run_bench(req)
     with writer as tmp:
         written = [writer.out / p.name for p in write_reports(results, tmp)]
-        if target.is_dir() and parity_html_with_chart(tmp / written[2].name, target / "parity" / "parity.html", tmp / "parity.html"):
-            written.append(writer.out / "parity.html")
-        if parity is not None:
-            (tmp / "device_parity.json").write_text(json.dumps(parity, indent=2) + "\n")
-            written.append(writer.out / "device_parity.json")
+        written += [writer.out / p.name for p in write_parity_report(tmp, target, earlier, parity, results,
+                                                                       tmp / "bench_latency.png")]
     for r in results:
         where = r.device.get("serial", "host")
         if r.error:
@@ -312,11 +308,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                   f"  (n={r.latency.count}){extra}")
         if r.numerics:
             print(f"{'':12s} {r.artifact:28s} {r.delegate:8s} {r.numerics}")
-    if parity:
-        for label, rep in parity.items():
-            print(f"parity {label}: {'pass' if rep['passed'] else 'FAIL'}")
+    for res in parity.results if parity else []:
+        print(f"parity {res.label}: {'pass' if res.passed else 'FAIL'}  worst |error|/scale {res.worst_rel_error:.2e}")
     print("wrote " + ", ".join(map(str, written)))
-    failed = any(r.error for r in results) or (parity is not None and not all(p["passed"] for p in parity.values()))
+    failed = any(r.error for r in results) or (parity is not None and not all(p.passed for p in parity.results))
     return 1 if failed else 0
 
 

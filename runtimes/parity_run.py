@@ -20,7 +20,7 @@ import numpy as np
 
 from frlite.converter.core.convert_folder import ConvertFolder
 from frlite.converter.core.errors import UsageError
-from frlite.converter.core.manifest import Artifact, Fp16Arith
+from frlite.converter.core.manifest import Artifact, Fp16Arith, TensorInfo
 
 from frlite.runtimes.base import RunOptions
 from frlite.runtimes.fp16_arith_runtime import Fp16ArithRuntime
@@ -33,6 +33,7 @@ from frlite.converter.core.spawn import run_spawned
 from frlite.converter.core.tolerances import FP16_ARITH_CEILING
 from frlite.runtimes.parity_metrics import DEFAULT_TOLERANCES, OutputMetrics, TaskMetrics, compare, guess_task, task_metrics
 from frlite.runtimes.reference_model import ReferenceRequest, reference_runtime
+from frlite.runtimes.report_decision import DecisionTable, build_table
 
 SCHEMA_VERSION = 1
 RUNTIME_VARIANTS = {"onnxruntime": ["default", "no-opt"],
@@ -68,6 +69,7 @@ class RunResult:
     passed: bool
     error: str | None = None
     fp16_arith: Fp16Arith | None = None  # variant fp16-arith: the measured verdict
+    inputs: list[dict] | None = None     # the samples this run saw when not the report's (a phone's run)
 
     @property
     def worst_rel_error(self) -> float:
@@ -101,7 +103,10 @@ class ParityReport:
     passed: bool
     layers: dict[str, dict] = field(default_factory=dict)  # label -> per-layer comparison (--layers)
     timings: dict[str, float] = field(default_factory=dict)
-    samples_kept: dict[str, dict[str, list]] = field(default_factory=dict)  # for pictures, not in JSON
+    decision: DecisionTable | None = None  # one row per file: size, verdicts, task, latency, coverage
+    # for pictures, not in JSON: "reference", "input" and one entry per result label (a run with
+    # its own samples also has "reference|<label>" and "input|<label>")
+    samples_kept: dict[str, dict[str, list]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -114,6 +119,50 @@ class _FileRun:
     outputs: list[dict[str, np.ndarray]]
     op_stats: list[list[OpStat]] | None = None  # fp16/fp32-arith: per sample, every op's max |value|
     producers: dict[int, int] | None = None
+
+
+def judged_tolerance(precision: str, variant: str) -> tuple[float, float]:
+    """(atol relative to the reference's scale, rtol) a run is judged by: fp16 arithmetic as
+    fp16, whatever the file stores; else the file's precision."""
+    return DEFAULT_TOLERANCES.get("fp16" if variant == "fp16-arith" else precision, (1e-3, 0.0))
+
+
+def compare_run(label: str, arts: list[Artifact], runtime: str, variant: str, model_outputs: list[TensorInfo],
+                refs: list[dict[str, np.ndarray]], outs: list[dict[str, np.ndarray]], atol: float | None,
+                rtol: float | None, task: str | None, verdict: Fp16Arith | None = None,
+                inputs: list[dict] | None = None) -> RunResult:
+    """One file's outputs on one runtime against the reference, sample by sample: the metrics
+    and verdict every parity result carries (host runs here, phone runs from `frlite bench --parity`)."""
+    art = arts[0]
+    a_rel, r_tol = judged_tolerance(art.precision, variant)
+    if verdict is not None and verdict.safe and verdict.judged_by == "task":
+        a_rel = FP16_ARITH_CEILING  # the fp16 task gate held: outputs are bounded by the ceiling
+    out_results = []
+    for spec in model_outputs:
+        name = spec.model_name
+        the_task = task or guess_task(tuple(spec.shape))
+        finite = [np.abs(r[name])[np.isfinite(r[name])] for r in refs]  # a NaN reference fails in compare()
+        scale = max((float(f.max()) for f in finite if f.size), default=0.0) or 1.0
+        use_atol = atol if atol is not None else a_rel * scale
+        use_rtol = rtol if rtol is not None else r_tol
+        mets = [compare(r[name], o[name], use_atol, use_rtol) for r, o in zip(refs, outs)]
+        for m, o in zip(mets, outs):  # a NaN / Inf in an output fails, whatever the tolerance
+            if not np.all(np.isfinite(o[name])):
+                m.passed = False
+        tms = [task_metrics(the_task, r[name], o[name]) for r, o in zip(refs, outs)]
+        rate = sum(m.passed for m in mets) / len(mets)
+        out_results.append(OutputResult(name, the_task, use_atol, use_rtol, mets, tms, rate, rate == 1.0))
+    ok = all(o.passed for o in out_results) and (verdict is None or verdict.safe)
+    return RunResult(label, art.mode, [a.target for a in arts], art.precision, art.path, runtime, variant,
+                     out_results, ok, fp16_arith=verdict, inputs=inputs)
+
+
+def tolerance_table(atol: float | None = None, rtol: float | None = None) -> dict[str, dict[str, float]]:
+    """The report's `tolerances`: per precision, plus `given` when --atol / --rtol were passed."""
+    table = {p: {"atol_times_ref_scale": a, "rtol": r} for p, (a, r) in DEFAULT_TOLERANCES.items()}
+    if atol is not None or rtol is not None:
+        table["given"] = {"atol": atol if atol is not None else -1, "rtol": rtol if rtol is not None else -1}
+    return table
 
 
 def _run_file(folder: str, art: Artifact, threads: int, variant: str,
@@ -129,7 +178,7 @@ def _run_file(folder: str, art: Artifact, threads: int, variant: str,
     return _FileRun(outs)
 
 
-def _environment(threads: int) -> dict[str, object]:
+def environment(threads: int) -> dict[str, object]:
     from importlib.metadata import version
 
     cpu = platform.processor() or platform.machine()
@@ -187,6 +236,7 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
     manifest = conv.manifest
     files = _select(conv, runtimes, chosen)
     conv.verify_all([a for arts in files.values() for a in arts])  # before any file or model runs
+    build_table(conv)  # reads the compat reports the manifest lists: a bad one stops the run before it starts
     default_fp16 = not variants
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -196,7 +246,8 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
     release_memory()
     timings["reference"] = time.perf_counter() - t0
     results: list[RunResult] = []
-    kept: dict[str, dict[str, list]] = {"reference": {n: [r[n] for r in refs] for n in refs[0]}} if keep_outputs else {}
+    kept: dict[str, dict[str, list]] = {"reference": {n: [r[n] for r in refs] for n in refs[0]},
+                                        "input": {n: [s.arrays[n] for s in data] for n in data[0].arrays}} if keep_outputs else {}
     for (path, runtime), arts in files.items():
         art = arts[0]
         file_variants = list(chosen.get(runtime, []))
@@ -214,37 +265,16 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
                                          variant, [], False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"))
                 continue
             timings[label] = time.perf_counter() - t1
-            # fp16 arithmetic is judged as fp16, whatever the file stores
-            a_rel, r_tol = DEFAULT_TOLERANCES.get("fp16" if variant == "fp16-arith" else art.precision, (1e-3, 0.0))
             verdict = None
             if variant == "fp16-arith" and run.op_stats is not None:
+                a_rel, _ = judged_tolerance(art.precision, variant)
                 verdict = measure(run.op_stats, refs, outs, a_rel, art.layer_outputs, run.producers,
                                   task=task, inputs=describe_samples(data))
-                if verdict.safe and verdict.judged_by == "task":
-                    a_rel = FP16_ARITH_CEILING  # the task gate held: outputs are bounded by the ceiling
-            out_results = []
-            for spec in manifest.model_outputs:
-                name = spec.model_name
-                the_task = task or guess_task(tuple(spec.shape))
-                finite = [np.abs(r[name])[np.isfinite(r[name])] for r in refs]  # a NaN reference fails in compare()
-                scale = max((float(f.max()) for f in finite if f.size), default=0.0) or 1.0
-                use_atol = atol if atol is not None else a_rel * scale
-                use_rtol = rtol if rtol is not None else r_tol
-                mets = [compare(r[name], o[name], use_atol, use_rtol) for r, o in zip(refs, outs)]
-                for m, o in zip(mets, outs):  # a NaN / Inf in an output fails, whatever the tolerance
-                    if not np.all(np.isfinite(o[name])):
-                        m.passed = False
-                tms = [task_metrics(the_task, r[name], o[name]) for r, o in zip(refs, outs)]
-                rate = sum(m.passed for m in mets) / len(mets)
-                out_results.append(OutputResult(name, the_task, use_atol, use_rtol, mets, tms, rate, rate == 1.0))
-                if keep_outputs:
-                    kept.setdefault(label, {})[name] = [o[name] for o in outs]
-            ok = all(o.passed for o in out_results) and (verdict is None or verdict.safe)
-            results.append(RunResult(label, art.mode, [a.target for a in arts], art.precision, path, runtime, variant,
-                                     out_results, ok, fp16_arith=verdict))
-    tol_table = {p: {"atol_times_ref_scale": a, "rtol": r} for p, (a, r) in DEFAULT_TOLERANCES.items()}
-    if atol is not None or rtol is not None:
-        tol_table["given"] = {"atol": atol if atol is not None else -1, "rtol": rtol if rtol is not None else -1}
+            res = compare_run(label, arts, runtime, variant, manifest.model_outputs, refs, outs, atol, rtol, task, verdict)
+            results.append(res)
+            if keep_outputs:
+                kept[label] = {o.name: [out[o.name] for out in outs] for o in res.outputs}
+    tol_table = tolerance_table(atol, rtol)
     layer_reports: dict[str, dict] = {}
     if layers:
         from frlite.runtimes.layer_compare import LayerComparison, compare_layers
@@ -264,5 +294,5 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
     timings["total"] = time.perf_counter() - t0
     return ParityReport(
         SCHEMA_VERSION, str(conv.root), manifest.model_spec, manifest.checkpoint_sha256, "torch",
-        [{"source": s.source, "sha256": s.sha256()} for s in data], tol_table, _environment(threads),
-        results, bool(results) and all(r.passed for r in results), layer_reports, timings, kept)
+        [{"source": s.source, "sha256": s.sha256()} for s in data], tol_table, environment(threads),
+        results, bool(results) and all(r.passed for r in results), layer_reports, timings, build_table(conv, results), kept)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from frlite.runtimes.parity_run import ParityReport, RunResult
+from frlite.runtimes.parity_metrics import OutputMetrics
+from frlite.runtimes.parity_run import OutputResult, ParityReport, RunResult
+from frlite.runtimes.report_decision import render_markdown
 
 
 def _task_cell(run: RunResult) -> str:
@@ -20,12 +22,20 @@ def _task_cell(run: RunResult) -> str:
     return "; ".join(cells) or "-"
 
 
+def sample_metrics(report: ParityReport, r: RunResult, o: OutputResult) -> list[tuple[str, OutputMetrics]]:
+    """(sample source, metrics) per sample of one output: a phone's run names its own samples."""
+    inputs = r.inputs or report.inputs
+    return [(inputs[i]["source"], m) for i, m in enumerate(o.samples)]
+
+
 def format_markdown(report: ParityReport) -> str:
     verdict = "PASS" if report.passed else "FAIL"
     lines = [f"# Parity: {report.model_spec} ({report.folder}) - {verdict}", "",
-             f"Reference: PyTorch. {len(report.inputs)} input sample(s). "
-             "Worst = max |error| / max |reference| over samples; task agreement is the worst sample.", "",
-             "| artifact | runtime | result | worst error | task agreement |", "|---|---|---|---:|---|"]
+             f"Reference: PyTorch. {len(report.inputs)} input sample(s).", ""]
+    if report.decision is not None:
+        lines += ["## Decision table", "", *render_markdown(report.decision), ""]
+    lines += ["## Runs", "", "Worst = max |error| / max |reference| over samples; task agreement is the worst sample.", "",
+              "| artifact | runtime | result | worst error | task agreement |", "|---|---|---|---:|---|"]
     for r in report.results:
         if r.error:
             lines.append(f"| {r.path} | {r.runtime} ({r.variant}) | ERROR | - | {r.error} |")
@@ -58,11 +68,10 @@ def format_markdown(report: ParityReport) -> str:
         lines += ["", "| output | sample | max abs (at index) | mean abs | RMSE | max rel | cosine | PSNR dB | min atol | min rtol | pass |",
                   "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         for o in r.outputs:
-            for i, m in enumerate(o.samples):
-                lines.append(f"| {o.name} | {report.inputs[i]['source']} | {m.max_abs_error:.3e} at {m.max_abs_index} "
-                             f"(ref {m.ref_at_max:.4g}, got {m.got_at_max:.4g}) | {m.mean_abs_error:.2e} | {m.rmse:.2e} | "
-                             f"{m.max_rel_error:.2e} | {m.cosine_similarity:.8f} | {m.psnr_db:.1f} | {m.min_atol:.2e} | "
-                             f"{m.min_rtol:.2e} | {'yes' if m.passed else 'NO'} |")
+            lines += [f"| {o.name} | {source} | {m.max_abs_error:.3e} at {m.max_abs_index} (ref {m.ref_at_max:.4g}, "
+                      f"got {m.got_at_max:.4g}) | {m.mean_abs_error:.2e} | {m.rmse:.2e} | {m.max_rel_error:.2e} | "
+                      f"{m.cosine_similarity:.8f} | {m.psnr_db:.1f} | {m.min_atol:.2e} | {m.min_rtol:.2e} | "
+                      f"{'yes' if m.passed else 'NO'} |" for source, m in sample_metrics(report, r, o)]
             lines.append(f"\n{o.name}: atol {o.atol:.3e}, rtol {o.rtol:g}, pass rate {o.pass_rate * 100:.0f}%, task {o.task}\n")
     env = report.environment
     lines += ["## Environment", "", f"- CPU: {env['cpu']} ({env['cores']} cores), threads {env['threads']}",

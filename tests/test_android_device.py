@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,12 +106,81 @@ def test_two_devices_in_parallel_and_folder_target(phone, small_tflite: Path) ->
 
 
 def test_on_device_parity_feeds_the_checker(phone, small_tflite: Path) -> None:  # type: ignore[no-untyped-def]
+    """No parity report in TARGET: the phone's runs make one, in bench's --out."""
     r = phone([_device("P")], str(small_tflite), "--delegate", "gpu", "--parity", "--model", "tests.models.small_fr:decoder")
     assert r.returncode == 0, r.stdout + r.stderr
-    parity = json.loads((phone.tmp / "res" / "device_parity.json").read_text())
-    assert len(parity) == 4 and all(p["passed"] for p in parity.values())
-    assert {p["runtime"] for p in parity.values()} == {"tflite@P/gpu"}
+    res = phone.tmp / "res"
+    assert not (res / "device_parity.json").exists()
+    report = json.loads((res / "parity.json").read_text())
+    runs = report["results"]
+    assert len(runs) == 4 and all(p["passed"] for p in runs) and report["passed"] is True
+    assert {p["runtime"] for p in runs} == {"tflite@P/gpu"}
+    # the fp16 files were allowed fp16 on the GPU: judged as fp16 arithmetic, the fp32 ones as fp32
+    assert {(p["precision"], p["variant"]) for p in runs} == {("fp32", "default"), ("fp16", "fp16-arith")}
+    assert {p["path"] for p in runs} == {row["file"] for row in report["decision"]["rows"]}
+    assert all(row["device"][0]["runtime"] == "tflite@P/gpu" for row in report["decision"]["rows"])
     assert any(any(a.startswith("--input_layer_value_files=") for a in c) for c in _calls(phone.tmp))
+    page = (res / "parity.html").read_text()
+    assert "<th>on device</th>" in page and page.count("alt='runtime mask over the input'") == 4
+    assert "| tflite/dense_fp16.tflite | tflite@P/gpu (fp16-arith) | pass |" in (res / "parity.md").read_text()
+    assert (res / ".frlite-output.json").exists()
+
+
+def test_phone_runs_join_the_folders_parity_report(phone, small_tflite: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """TARGET holds a parity report: bench --out gets it with the phone's runs added, the host
+    runs' pictures kept, the latencies in the decision table; TARGET itself is not written."""
+    import shutil
+
+    folder = tmp_path / "conv"
+    shutil.copytree(small_tflite, folder)
+    exe = Path(sys.executable).with_name("frlite")
+    done = subprocess.run([str(exe), "parity", str(folder), "--model", "tests.models.small_fr:decoder"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    before = {p.name: p.read_bytes() for p in (folder / "parity").iterdir()}
+    host = json.loads(before["parity.json"])["results"]
+    r = phone([_device("P")], str(folder), "--delegate", "xnnpack", "gpu", "--parity", "--model", "tests.models.small_fr:decoder")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert {p.name: p.read_bytes() for p in (folder / "parity").iterdir()} == before
+    res = phone.tmp / "res"
+    report = json.loads((res / "parity.json").read_text())
+    labels = [x["label"] for x in report["results"]]
+    assert labels[:len(host)] == [x["label"] for x in host]
+    assert {x["runtime"] for x in report["results"][len(host):]} == {"tflite@P/xnnpack", "tflite@P/gpu"}
+    assert len(labels) == len(host) + 4 * 2
+    rows = report["decision"]["rows"]
+    tfl = next(row for row in rows if row["file"] == "tflite/dense_fp32.tflite")
+    assert tfl["fp32"]["measured_by"] == "parity" and tfl["task"]["pixel_agreement"] == 1.0
+    assert {(x["where"], x["delegate"]) for x in tfl["latency"]} == {("P", "xnnpack"), ("P", "gpu")}
+    assert sorted(d["runtime"] for d in tfl["device"]) == ["tflite@P/gpu", "tflite@P/xnnpack"]
+    page = (res / "parity.html").read_text()
+    assert page.count("<section class='run'") == len(labels)
+    host_pictures = before["parity.html"].decode().count("alt='runtime mask over the input'")
+    assert host_pictures == len(host) and page.count("alt='runtime mask over the input'") == len(labels)
+    assert page.count("<h2 id='bench'>Latency (frlite bench)</h2>") == 1
+    md = (res / "parity.md").read_text()
+    row = re.search(r"\| tflite/dense_fp32\.tflite \| dense \|.*", md).group(0)  # the decision table's row
+    assert re.search(r"\| P/xnnpack pass \S+, 4t \d+\.\d ms; P/gpu pass \S+, 4t \d+\.\d ms \|$", row), row
+    # a second bench of the same phone and delegate replaces its runs, it does not add to them
+    shutil.rmtree(res)
+    r = phone([_device("P")], str(folder), "--delegate", "gpu", "--parity", "--model", "tests.models.small_fr:decoder")
+    assert r.returncode == 0, r.stdout + r.stderr
+    again = json.loads((res / "parity.json").read_text())["results"]
+    assert len(again) == len(host) + 4
+
+
+def test_a_tampered_parity_report_stops_bench_before_it_runs(phone, small_tflite: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    folder = tmp_path / "conv"
+    shutil.copytree(small_tflite, folder)
+    (folder / "parity").mkdir()
+    (folder / "parity" / "parity.json").write_text(json.dumps({"schema_version": 1, "results": "many"}))
+    r = phone([_device("P")], str(folder), "--delegate", "gpu")
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("frlite bench: error:")]
+    assert r.returncode == 2 and len(err) == 1 and "parity.json" in err[0], r.stderr
+    assert not (phone.tmp / "state" / "calls.jsonl").exists()  # no phone was touched
+    assert not (phone.tmp / "res").exists()
 
 
 @pytest.mark.parametrize("devices,args,needle", [
@@ -173,6 +243,29 @@ def test_chart_joins_the_parity_html_in_out_only(small_tflite: Path, tmp_path: P
     page = (tmp_path / "b" / "parity.html").read_text()
     assert page.count("<h2 id='bench'>Latency (frlite bench)</h2>") == 1 and "alt='latency chart'" in page
     assert page.startswith(before.decode()[:200])
+
+
+def test_host_latency_joins_the_decision_table(small_tflite: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "conv"
+    shutil.copytree(small_tflite, folder)
+    exe = Path(sys.executable).with_name("frlite")
+    assert subprocess.run([str(exe), "parity", str(folder), "--model", "tests.models.small_fr:decoder"],
+                          capture_output=True, cwd=REPO).returncode == 0
+    r = subprocess.run([str(exe), "bench", str(folder), "--host", "--runs", "2", "--min-seconds", "0", "--threads", "1",
+                        "--delegate", "xnnpack", "--out", str(tmp_path / "b")], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    bench = {x["artifact"]: x for x in json.loads((tmp_path / "b" / "bench.json").read_text())["results"]}
+    report = json.loads((tmp_path / "b" / "parity.json").read_text())
+    assert report["results"] == json.loads((folder / "parity" / "parity.json").read_text())["results"]
+    assert report["decision"]["benched"] is True
+    for row in report["decision"]["rows"]:
+        (lat,) = row["latency"]
+        assert (lat["where"], lat["delegate"], lat["threads"]) == ("host", "xnnpack", 1)
+        assert lat["median_ms"] == pytest.approx(bench[row["file"]]["latency"]["median_us"] / 1e3)
+    md = (tmp_path / "b" / "parity.md").read_text()
+    assert "not benched" not in md and re.search(r"\| xnnpack 1t \d+\.\d ms \|", md)
 
 
 def test_a_device_that_stops_answering_times_out(phone, small_tflite: Path) -> None:  # type: ignore[no-untyped-def]

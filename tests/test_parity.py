@@ -155,6 +155,10 @@ def test_html_renders_in_headless_chromium(decoder_out: Path, tmp_path: Path) ->
         const imgs = [...document.images];
         const ok = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
         document.body.setAttribute('data-probe', `images=${imgs.length} loaded=${ok} tables=${document.querySelectorAll('table').length} summary_rows=${document.querySelectorAll('#summary tr').length}`);
+        document.body.setAttribute('data-decision', [...document.querySelectorAll('#decision th')].map(t => t.textContent).join('|')
+          + `;rows=${document.querySelectorAll('#decision tr').length}`);
+        const over = imgs.filter(i => i.alt.endsWith('over the input') && i.complete && i.naturalWidth > 0);
+        document.body.setAttribute('data-overlays', `${over.length}`);
       });</script></body>"""))
     dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -164,4 +168,11 @@ def test_html_renders_in_headless_chromium(decoder_out: Path, tmp_path: Path) ->
     assert found, dom[:500]
     images, loaded, tables, rows = map(int, found.groups())
     assert images >= 6 * 4 and loaded == images  # per run: histogram + 3 mask pictures
-    assert tables == 1 + 6 and rows == 1 + 6
+    assert tables == 1 + 1 + 6 and rows == 1 + 6  # decision table, runs, one per run
+    decision = re.search(r'data-decision="([^"]*);rows=(\d+)"', dom)
+    assert decision, dom[:500]
+    assert decision.group(1).split("|") == ["file", "mode", "targets", "precision", "size", "parity fp32", "parity fp16-arith",
+                                            "task agreement", "host latency", "delegate coverage"]
+    assert int(decision.group(2)) == 1 + 6  # each of the six files once
+    # every run's reference / runtime / difference mask drawn over its input image, all decoded
+    assert re.search(r'data-overlays="(\d+)"', dom).group(1) == str(6 * 3)  # type: ignore[union-attr]

@@ -35,12 +35,19 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 T = TypeVar("T")
 
 
+_REWRITE_HINT = "the folder is not as `frlite convert` writes it, re-convert"
+_NONFINITE = {"inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
+
+
 class _Checker:
-    def __init__(self, where: str) -> None:
-        self.where = where  # the manifest's path, for messages
+    def __init__(self, where: str, hint: str = _REWRITE_HINT, nonfinite_strings: bool = False) -> None:
+        self.where = where  # the file's path, for messages
+        self.hint = hint    # what to do about it
+        # parity.json writes inf/nan as the strings "inf", "-inf", "nan" (JSON has no such numbers)
+        self.nonfinite_strings = nonfinite_strings
 
     def fail(self, field: str, what: str) -> typing.NoReturn:
-        raise ManifestError(f"{self.where}: {field} {what}; the folder is not as `frlite convert` writes it, re-convert")
+        raise ManifestError(f"{self.where}: {field} {what}; {self.hint}")
 
     # -- types, driven by the dataclass annotations ------------------------------------------
     def build(self, cls: type[T], data: object, field: str) -> T:
@@ -62,7 +69,11 @@ class _Checker:
 
     def value(self, tp: Any, v: object, field: str) -> Any:
         origin, args = typing.get_origin(tp), typing.get_args(tp)
-        if tp is Any:
+        if tp is Any or tp is object:
+            return v
+        if tp in (dict, list):  # unparameterised: the shape alone is checked
+            if not isinstance(v, tp):
+                self.fail(field, f"must be {'an object' if tp is dict else 'a list'}, got {_kind(v)}")
             return v
         if origin in (typing.Union, types.UnionType):
             if v is None and type(None) in args:
@@ -88,6 +99,8 @@ class _Checker:
                 self.fail(field, f"must be an integer, got {_kind(v)}")
             return v
         if tp is float:
+            if self.nonfinite_strings and isinstance(v, str) and v in _NONFINITE:
+                return _NONFINITE[v]
             if not isinstance(v, (int, float)) or isinstance(v, bool):
                 self.fail(field, f"must be a number, got {_kind(v)}")
             return float(v)
@@ -151,6 +164,12 @@ def _unique(c: _Checker, field: str, names: list[str]) -> None:
         if n in seen:
             c.fail(field, f"names {n!r} twice")
         seen.add(n)
+
+
+def dataclass_from_json(cls: type[T], data: object, where: str, hint: str, nonfinite_strings: bool = False) -> T:
+    """Any frlite record read back from JSON (e.g. a parity report), checked as strictly as the
+    manifest: types from the dataclass annotations, no unknown key, nothing required missing."""
+    return _Checker(where, hint, nonfinite_strings).build(cls, data, "")
 
 
 def manifest_from_json(data: object, where: str, format_version: int) -> Any:
