@@ -14,15 +14,16 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Callable
-
-from torch import nn
+from typing import TYPE_CHECKING, Callable
 
 from frlite.converter.core.errors import ModelSpecError
-from frlite.converter.checkpoints.frereg_import import convert_frereg_layers
-from frlite.converter.models.unet import build_unet
 
-BUILTINS: dict[str, Callable[[], nn.Module]] = {"unet": build_unet}
+if TYPE_CHECKING:
+    from torch import nn
+
+# built-in name -> the module:factory it stands for. Resolved only when a model is built, so a
+# command refusing bad usage (spec_file, portable_spec) answers without importing torch (~2 s).
+BUILTINS: dict[str, str] = {"unet": "frlite.converter.models.unet:build_unet"}
 SPEC_FORMS = "a built-in name (" + ", ".join(BUILTINS) + "), path/to/file.py:factory or package.module:factory"
 
 
@@ -46,10 +47,11 @@ def _load_file_module(file: Path, spec: str) -> object:
     return module
 
 
-def resolve_factory(spec: str) -> Callable[[], nn.Module]:
+def resolve_factory(spec: str) -> Callable[[], "nn.Module"]:
     spec = spec.strip()
     if spec in BUILTINS:
-        return BUILTINS[spec]
+        module_name, _, attr = BUILTINS[spec].partition(":")
+        return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
     if ":" not in spec:
         raise ModelSpecError(f"model spec {spec!r} is not {SPEC_FORMS}")
     target, _, attr = spec.rpartition(":")
@@ -72,8 +74,12 @@ def resolve_factory(spec: str) -> Callable[[], nn.Module]:
     return factory
 
 
-def build_model(spec: str) -> nn.Module:
+def build_model(spec: str) -> "nn.Module":
     """Build the module named by `spec`, frereg layers swapped for frlite's, in eval mode."""
+    from torch import nn
+
+    from frlite.converter.checkpoints.frereg_import import convert_frereg_layers
+
     factory = resolve_factory(spec)
     try:
         model = factory()
