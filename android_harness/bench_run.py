@@ -14,6 +14,7 @@ from frlite.runtimes.reference_model import ReferenceRequest
 
 from frlite.android_harness.adb_client import Adb
 from frlite.android_harness.bench_result import BenchResult
+from frlite.android_harness.device_runtime import open_on_device
 from frlite.android_harness.device_bench import DEVICE_DELEGATES, DeviceBench, DeviceJob, select_devices
 from frlite.android_harness.host_bench import HOST_DELEGATES, bench_host
 
@@ -113,8 +114,8 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], "DeviceRuns | None"
                     res, _ = dev.bench(job, d, req.threads, req.runs, req.warmup, req.min_seconds)
                     out.append(res)
                     if samples is not None and res.error is None:
-                        device_outputs[(job.label, f"tflite@{serial}/{d}")] = dev.run_for_outputs(
-                            job, d, [s.arrays for s in samples])
+                        phone = open_on_device(dev, job, d)  # the phone as a Runtime: model layout in and out
+                        device_outputs[(job.label, phone.name)] = [phone.run(s.arrays) for s in samples]
         return out, device_outputs
 
     parity_outputs: dict = {}

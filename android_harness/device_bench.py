@@ -10,14 +10,12 @@ files, runs with --input_layer_value_files and --output_filepath and pulls the o
 from __future__ import annotations
 
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from frlite.converter.core.bounded_read import read_bounded
 from frlite.converter.core.errors import FrliteError, UsageError
 
 from frlite.android_harness.adb_client import Adb, AdbError, check_serial
@@ -28,8 +26,7 @@ from frlite.android_harness.output_parser import BenchmarkOutput, parse_benchmar
 REMOTE_DIR = "/data/local/tmp/frlite"
 APK_ACTIVITY = "org.tensorflow.lite.benchmark/.BenchmarkModelActivity"
 DEVICE_DELEGATES = ("cpu", "xnnpack", "gpu", "nnapi")
-_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
-_LIST_SEPARATORS = re.compile(r"[,:\s]")  # benchmark_model splits --input_layer* values on these
+SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def delegate_flags(delegate: str, allow_fp16: bool) -> list[str]:
@@ -137,10 +134,10 @@ class DeviceBench:
         except AdbError:
             pass
 
-    def _remote(self, name: str) -> str:
-        return f"{REMOTE_DIR}/{_SAFE.sub('_', name)}"
+    def remote_path(self, name: str) -> str:
+        return f"{REMOTE_DIR}/{SAFE_NAME.sub('_', name)}"
 
-    def _run_tool(self, args: list[str]) -> tuple[str, int]:
+    def run_tool(self, args: list[str]) -> tuple[str, int]:
         if self.binary is not None:
             proc = self.adb.shell(self.serial, [f"{REMOTE_DIR}/benchmark_model", *args], timeout_s=self.timeout_s, check=False)
             return proc.stdout + proc.stderr, proc.returncode
@@ -160,14 +157,14 @@ class DeviceBench:
               extra: list[str] | None = None) -> tuple[BenchResult, BenchmarkOutput | None]:
         if delegate == "nnapi" and self.facts.sdk >= 35:
             self.warnings.append(f"{self.serial}: NNAPI is deprecated from Android 15 (API 35); this device has API {self.facts.sdk}")
-        remote = self._remote(job.local.name)
+        remote = self.remote_path(job.local.name)
         if remote not in self.pushed:
             self.adb.push(self.serial, str(job.local), remote)
             self.pushed.append(remote)
         flags = [f"--graph={remote}", f"--num_threads={threads}", f"--warmup_runs={warmup}", f"--num_runs={runs}",
                  f"--min_secs={min_seconds}", "--report_peak_memory_footprint=true", *delegate_flags(delegate, job.allow_fp16),
                  *(extra or [])]
-        text, code = self._run_tool(flags)
+        text, code = self.run_tool(flags)
         out = parse_benchmark_output(text)
         base = dict(backend="device", device=self.facts.as_dict(), artifact=job.label, mode=job.mode, precision=job.precision,
                     delegate=delegate, threads=threads, flags=flags, warnings=list(self.warnings),
@@ -183,58 +180,3 @@ class DeviceBench:
                            warmup_avg_us=out.warmup_avg_us, latency=latency, peak_memory_mb=out.peak_memory_mb,
                            delegated_nodes=out.delegated_nodes, total_nodes=out.total_nodes), out
 
-    def run_for_outputs(self, job: DeviceJob, delegate: str, samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-        """On-device parity: feed real inputs as raw files, pull the outputs back (model layout)."""
-        if self.binary is None:
-            raise UsageError("--parity needs --benchmark-binary (the APK cannot write output files)")
-        assert job.inputs is not None and job.outputs is not None
-        results = []
-        with tempfile.TemporaryDirectory() as d:
-            for k, sample in enumerate(samples):
-                value_files, names, shapes = [], [], []
-                for info in job.inputs:
-                    if _LIST_SEPARATORS.search(info.name):
-                        raise FrliteError(f"input name {info.name!r} holds a character benchmark_model uses to separate "
-                                          "its --input_layer lists (, : or whitespace); re-run `frlite convert` with plain names")
-                    arr = sample[info.model_name]
-                    if info.perm_from_model:
-                        arr = arr.transpose(info.perm_from_model)
-                    local = Path(d) / f"in{k}_{_SAFE.sub('_', info.name)}.raw"
-                    np.ascontiguousarray(arr, dtype=np.float32).tofile(local)
-                    remote = self._remote(local.name)
-                    self.adb.push(self.serial, str(local), remote)
-                    value_files.append(f"{info.name}:{remote}")
-                    names.append(info.name)
-                    shapes.append(",".join(str(s) for s in info.shape))
-                remote_out = self._remote(f"out{k}.raw")
-                text, code = self._run_tool([f"--graph={self._remote(job.local.name)}", "--num_runs=1", "--warmup_runs=0",
-                                             f"--input_layer={','.join(names)}", f"--input_layer_shape={':'.join(shapes)}",
-                                             f"--input_layer_value_files={','.join(value_files)}",
-                                             f"--output_filepath={remote_out}", *delegate_flags(delegate, job.allow_fp16)])
-                if code != 0:
-                    raise AdbError(f"benchmark_model failed on {self.serial} while writing outputs (exit code {code})")
-                local_out = Path(d) / f"out{k}.raw"
-                self.adb.pull(self.serial, remote_out, str(local_out))
-                flat = _floats_from_device(local_out, self.serial)
-                outs, pos = {}, 0
-                for info in job.outputs:
-                    n = int(np.prod(info.shape))
-                    if pos + n > flat.size:
-                        raise FrliteError(f"{self.serial}: output file holds {flat.size} values, expected at least {pos + n}")
-                    arr = flat[pos:pos + n].reshape(info.shape)
-                    if info.perm_from_model:
-                        arr = arr.transpose(np.argsort(info.perm_from_model))
-                    outs[info.model_name] = np.ascontiguousarray(arr)
-                    pos += n
-                results.append(outs)
-        return results
-
-
-def _floats_from_device(path: Path, serial: str) -> np.ndarray:
-    """The phone's output file as float32, read through the bounded reader (device output is
-    untrusted: its size is whatever the phone wrote)."""
-    data = read_bounded(path, f"output file pulled from {serial}", FrliteError)
-    if len(data) % 4:
-        raise FrliteError(f"{serial}: output file holds {len(data)} bytes, not whole float32 values; "
-                          "the benchmark binary wrote something else")
-    return np.frombuffer(data, dtype="<f4")

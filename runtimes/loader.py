@@ -42,7 +42,12 @@ def open_artifact(folder: Path, artifact: Artifact, options: RunOptions | None =
         rt = LiteRTRuntime(path, options, specs)
     else:
         raise ManifestError(f"artifact {artifact.path} has the unknown runtime {artifact.runtime!r}; frlite runs onnxruntime and tflite")
-    return _Renamed(rt, {i.name: i.model_name for i in artifact.inputs + artifact.outputs})
+    return with_model_names(rt, artifact.inputs + artifact.outputs)
+
+
+def with_model_names(rt: Runtime, infos: list[TensorInfo]) -> Runtime:
+    """`rt` presented under the model's tensor names (the manifest's `model_name` per tensor)."""
+    return _Renamed(rt, {i.name: i.model_name for i in infos})
 
 
 class _Renamed(Runtime):

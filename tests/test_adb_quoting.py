@@ -21,6 +21,7 @@ from conftest import REPO
 
 from frlite.android_harness.adb_client import Adb, check_serial, device_command, quote_for_device
 from frlite.android_harness.device_bench import DeviceBench, DeviceJob
+from frlite.android_harness.device_runtime import open_on_device
 from frlite.converter.core.errors import FrliteError, UsageError
 from frlite.converter.core.manifest import TensorInfo
 
@@ -165,7 +166,7 @@ def test_hostile_tensor_name_end_to_end(fake_adb: Path, small_tflite: Path, tmp_
     with DeviceBench(Adb(), "PHONE1", binary, apk=False) as dev:
         # the real benchmark_model would not find an input of that name either
         with pytest.raises(FrliteError, match="benchmark_model failed"):
-            dev.run_for_outputs(job, "xnnpack", [sample])
+            open_on_device(dev, job, "xnnpack").run(sample)
     run = next(s for s in _device_shell(fake_adb) if s["argv"] and s["argv"][0].endswith("/benchmark_model"))
     assert f"--input_layer={name}" in run["argv"]
     assert any(a.startswith(f"--input_layer_value_files={name}:/data/local/tmp/frlite/") for a in run["argv"])
@@ -180,5 +181,5 @@ def test_tensor_name_with_list_separator_is_refused(fake_adb: Path, small_tflite
                     [TensorInfo("a,b:c", [1, 10, 12, 8], "float32", "NHWC", "input", [0, 2, 3, 1])], [])
     with DeviceBench(Adb(), "PHONE1", binary, apk=False) as dev:
         with pytest.raises(FrliteError, match="separate its --input_layer lists"):
-            dev.run_for_outputs(job, "xnnpack", [{"input": np.zeros((1, 8, 10, 12), np.float32)}])
+            open_on_device(dev, job, "xnnpack").run({"input": np.zeros((1, 8, 10, 12), np.float32)})
     assert not any("--input_layer=" in " ".join(s["argv"] or []) for s in _device_shell(fake_adb))
