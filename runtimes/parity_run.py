@@ -29,6 +29,7 @@ from frlite.runtimes.fp16_verdict import measure
 from frlite.runtimes.loader import open_artifact
 from frlite.runtimes.parity_inputs import load_inputs
 from frlite.converter.core.memory import release_memory
+from frlite.converter.core.progress import Progress
 from frlite.converter.core.spawn import run_spawned
 from frlite.runtimes.parity_metrics import DEFAULT_TOLERANCES, OutputMetrics, TaskMetrics, compare, guess_task, task_metrics
 from frlite.runtimes.reference_model import ReferenceRequest, reference_runtime
@@ -160,11 +161,24 @@ def _select(folder: ConvertFolder, runtimes: list[str], chosen: dict[str, list[s
     return {k: v for k, v in files.items() if chosen.get(k[1])}
 
 
+def _file_variants(runtime: str, arts: list[Artifact], chosen: dict[str, list[str]], default_fp16: bool) -> list[str]:
+    """The variants one file runs in: the chosen ones of its runtime, plus fp16-arith by default
+    for a file meant for the GPU / NNAPI delegates."""
+    variants = list(chosen.get(runtime, []))
+    if runtime == "tflite" and default_fp16 and any(a.target in FP16_ARITH_TARGETS for a in arts) \
+            and arts[0].precision in ("fp32", "fp16"):
+        variants.append("fp16-arith")
+    return variants
+
+
 def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int = 2, seed: int = 0,
                runtimes: list[str] | None = None, variants: list[str] | None = None,
                atol: float | None = None, rtol: float | None = None, task: str | None = None,
                threads: int = 1, keep_outputs: bool = True, layers: bool = False,
-               reference: ReferenceRequest | None = None) -> ParityReport:
+               reference: ReferenceRequest | None = None, progress: Progress | None = None) -> ParityReport:
+    """`progress` gets a line per finished step (the reference, each file x variant run, each
+    layer comparison) with its time and an estimate of what is left; None prints nothing."""
+    progress = progress or Progress()
     runtimes = runtimes or ["torch", "onnxruntime", "tflite"]
     for r in runtimes:
         if r not in ("torch", "onnxruntime", "tflite"):
@@ -194,15 +208,16 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
     refs = [reference_rt.run(s.arrays) for s in data]
     release_memory()
     timings["reference"] = time.perf_counter() - t0
+    runs = sum(len(_file_variants(runtime, arts, chosen, default_fp16)) for (_, runtime), arts in files.items())
+    # the first line comes once the inputs and the reference are known good: bad input stays one error line
+    progress(f"PyTorch reference on {len(data)} input{'s' if len(data) > 1 else ''}: {timings['reference']:.1f} s; "
+             f"{runs} runs to compare ({len(files)} files x their variants), each in its own process")
+    steps = progress.steps(runs, "parity")
     results: list[RunResult] = []
     kept: dict[str, dict[str, list]] = {"reference": {n: [r[n] for r in refs] for n in refs[0]}} if keep_outputs else {}
     for (path, runtime), arts in files.items():
         art = arts[0]
-        file_variants = list(chosen.get(runtime, []))
-        if runtime == "tflite" and default_fp16 and any(a.target in FP16_ARITH_TARGETS for a in arts) \
-                and art.precision in ("fp32", "fp16"):
-            file_variants.append("fp16-arith")
-        for variant in file_variants:
+        for variant in _file_variants(runtime, arts, chosen, default_fp16):
             label = f"{path} on {runtime} ({variant})"
             t1 = time.perf_counter()
             try:
@@ -211,6 +226,7 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
             except Exception as exc:  # a runtime that cannot run the file is a failed comparison
                 results.append(RunResult(label, art.mode, [a.target for a in arts], art.precision, path, runtime,
                                          variant, [], False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"))
+                steps.finished(label, time.perf_counter() - t1, "ERROR")
                 continue
             timings[label] = time.perf_counter() - t1
             # fp16 arithmetic is judged as fp16, whatever the file stores
@@ -238,6 +254,7 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
             ok = all(o.passed for o in out_results) and (verdict is None or verdict.safe)
             results.append(RunResult(label, art.mode, [a.target for a in arts], art.precision, path, runtime, variant,
                                      out_results, ok, fp16_arith=verdict))
+            steps.finished(label, timings[label], "pass" if ok else "FAIL")
     tol_table = {p: {"atol_times_ref_scale": a, "rtol": r} for p, (a, r) in DEFAULT_TOLERANCES.items()}
     if atol is not None or rtol is not None:
         tol_table["given"] = {"atol": atol if atol is not None else -1, "rtol": rtol if rtol is not None else -1}
@@ -252,6 +269,7 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
                 continue  # the fp16 verdict names the first overflowing op and its FR layer itself
             art = next(a for a in manifest.artifacts if a.path == res.path and a.runtime == res.runtime)
             a_rel, _ = DEFAULT_TOLERANCES.get(art.precision, (1e-3, 0.0))
+            progress(f"comparing every FR layer of {res.label}")
             try:
                 cmp = compare_layers(reference_rt.model, conv.root, art, data[0].arrays, a_rel)
             except Exception as exc:  # a layer map the file does not hold (the manifest is input): a note, not a crash
