@@ -110,3 +110,14 @@ def test_counted_steps_estimate_what_is_left() -> None:
     assert [line.split("] ", 1)[1] for line in lines] == [
         "parity 1/3 a: pass, 2.0 s; about 4.0 s left", "parity 2/3 b: 4.0 s; about 3.0 s left", "parity 3/3 c: FAIL, 1.0 s"]
     assert [format_duration(s) for s in (5.25, 245, 3725)] == ["5.2 s", "4 min 05 s", "1 h 02 min"]
+
+
+def test_convert_log_names_each_file_once_with_its_targets(overflowing_out: Path) -> None:
+    """One .tflite serves tflite-cpu and tflite-gpu: its quick-parity and fp16 lines appear once each."""
+    log = (overflowing_out / "convert.log").read_text().splitlines()
+    for name in ("dense_fp32", "dense_fp16"):
+        lines = [line for line in log if f"tflite/{name}.tflite (" in line]
+        assert len(lines) == 2, lines
+        assert "(tflite-cpu, tflite-gpu): max |error| / scale" in lines[0]
+        assert "(tflite-gpu): fp16 arithmetic: unsafe" in lines[1]
+    assert any("quick parity of 2 files (4 artifacts)" in line for line in log), log
