@@ -29,7 +29,7 @@ from frlite.runtimes.fp16_verdict import measure
 from frlite.runtimes.loader import open_artifact
 from frlite.runtimes.parity_inputs import load_inputs
 from frlite.converter.core.memory import release_memory
-from frlite.converter.core.progress import Progress
+from frlite.converter.core.progress import Progress, plural
 from frlite.converter.core.spawn import run_spawned
 from frlite.runtimes.parity_metrics import DEFAULT_TOLERANCES, OutputMetrics, TaskMetrics, compare, guess_task, task_metrics
 from frlite.runtimes.reference_model import ReferenceRequest, reference_runtime
@@ -205,13 +205,17 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
     t0 = time.perf_counter()
     data = load_inputs(inputs, manifest.model_inputs, samples, seed)
     reference_rt = reference_runtime(conv, reference)
-    refs = [reference_rt.run(s.arrays) for s in data]
+    # progress starts once the inputs and the reference model are known good: bad input stays one error line
+    ref_steps = progress.steps(len(data), "PyTorch reference")
+    refs = []
+    for s in data:
+        t1 = time.perf_counter()
+        refs.append(reference_rt.run(s.arrays))
+        ref_steps.finished(s.source, time.perf_counter() - t1)
     release_memory()
     timings["reference"] = time.perf_counter() - t0
     runs = sum(len(_file_variants(runtime, arts, chosen, default_fp16)) for (_, runtime), arts in files.items())
-    # the first line comes once the inputs and the reference are known good: bad input stays one error line
-    progress(f"PyTorch reference on {len(data)} input{'s' if len(data) > 1 else ''}: {timings['reference']:.1f} s; "
-             f"{runs} runs to compare ({len(files)} files x their variants), each in its own process")
+    progress(f"{plural(runs, 'run')} to compare ({plural(len(files), 'file')} x their variants), each in its own process")
     steps = progress.steps(runs, "parity")
     results: list[RunResult] = []
     kept: dict[str, dict[str, list]] = {"reference": {n: [r[n] for r in refs] for n in refs[0]}} if keep_outputs else {}

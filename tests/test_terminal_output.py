@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from frlite.converter.core.progress import Progress, format_duration
+from frlite.converter.core.progress import Progress, format_duration, plural
 from frlite.converter.core.stderr_filter import filtered_stderr, is_noise
 from frlite.converter.core.shape_spec import parse_input_shape
 from frlite.converter.passes.convert_pipeline import ConvertRequest, convert
@@ -49,7 +49,8 @@ def test_parity_shows_progress_and_no_litert_noise(one_file: Path, tmp_path: Pat
     assert r.returncode == 0, r.stdout + r.stderr
     assert LITERT_INFO not in r.stderr + r.stdout
     assert PARITY_LINE.search(r.stderr), r.stderr
-    assert re.search(r"^\[\s*\d+\.\d+s\] PyTorch reference on 2 inputs: .* 1 runs to compare \(1 files", r.stderr, re.M), r.stderr
+    assert re.search(r"^\[\s*\d+\.\d+s\] PyTorch reference 2/2 random\(seed=0\)\[1\]: \d+\.\d+ s$", r.stderr, re.M), r.stderr
+    assert re.search(r"^\[\s*\d+\.\d+s\] 1 run to compare \(1 file x", r.stderr, re.M), r.stderr
     assert "parity" not in r.stdout.split("report:")[0].replace("parity.", "")  # progress stays off stdout
 
     q = run_cli("parity", str(one_file), *MODEL, "--runtimes", "torch,tflite", "--out", str(tmp_path / "b"), "--quiet")
@@ -110,6 +111,7 @@ def test_counted_steps_estimate_what_is_left() -> None:
     assert [line.split("] ", 1)[1] for line in lines] == [
         "parity 1/3 a: pass, 2.0 s; about 4.0 s left", "parity 2/3 b: 4.0 s; about 3.0 s left", "parity 3/3 c: FAIL, 1.0 s"]
     assert [format_duration(s) for s in (5.25, 245, 3725)] == ["5.2 s", "4 min 05 s", "1 h 02 min"]
+    assert (plural(1, "file"), plural(3, "run")) == ("1 file", "3 runs")
 
 
 def test_convert_log_names_each_file_once_with_its_targets(overflowing_out: Path) -> None:

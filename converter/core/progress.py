@@ -27,6 +27,11 @@ def format_duration(seconds: float) -> str:
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
+def plural(n: int, word: str) -> str:
+    """`1 file`, `3 files`."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 @dataclass
 class Progress:
     """Stamps each message with the seconds since the command started."""
