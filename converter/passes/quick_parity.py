@@ -10,6 +10,7 @@ from pathlib import Path
 from frlite.converter.core.errors import FrliteError
 from frlite.converter.core.manifest import ArtifactParity
 from frlite.converter.core.memory import release_memory
+from frlite.converter.core.progress import plural
 from frlite.converter.core.tolerances import tolerance
 from frlite.converter.fr.fr_layers import fr_layers
 from frlite.converter.passes.context import QUICK_RUN, ConvertContext, worst_error
@@ -35,8 +36,8 @@ class QuickParity(BasePass):
         targets: dict[tuple[str, str], list[str]] = {}  # one file serves several tflite-* targets: logged once
         for art in artifacts:
             targets.setdefault((art.path, art.runtime), []).append(art.target)
-        done = ctx.step(f"quick parity of {len(targets)} files ({len(artifacts)} artifacts) on "
-                        f"{ctx.req.parity_samples} seeded samples")
+        done = ctx.step(f"quick parity of {plural(len(targets), 'file')} ({plural(len(artifacts), 'artifact')}) on "
+                        f"{plural(ctx.req.parity_samples, 'seeded sample')}")
         failures = []
         logged: set[tuple[str, str]] = set()
         for art in artifacts:
