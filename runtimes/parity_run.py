@@ -206,6 +206,7 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
     data = load_inputs(inputs, manifest.model_inputs, samples, seed)
     reference_rt = reference_runtime(conv, reference)
     # progress starts once the inputs and the reference model are known good: bad input stays one error line
+    progress(f"{plural(len(files), 'file')} checked against the manifest; PyTorch reference on {plural(len(data), 'input')}")
     ref_steps = progress.steps(len(data), "PyTorch reference")
     refs = []
     for s in data:

@@ -50,6 +50,7 @@ def test_parity_shows_progress_and_no_litert_noise(one_file: Path, tmp_path: Pat
     assert LITERT_INFO not in r.stderr + r.stdout
     assert PARITY_LINE.search(r.stderr), r.stderr
     assert re.search(r"^\[\s*\d+\.\d+s\] PyTorch reference 2/2 random\(seed=0\)\[1\]: \d+\.\d+ s$", r.stderr, re.M), r.stderr
+    assert re.search(r"^\[\s*\d+\.\d+s\] 1 file checked against the manifest; PyTorch reference on 2 inputs$", r.stderr, re.M), r.stderr
     assert re.search(r"^\[\s*\d+\.\d+s\] 1 run to compare \(1 file x", r.stderr, re.M), r.stderr
     assert "parity" not in r.stdout.split("report:")[0].replace("parity.", "")  # progress stays off stdout
 
