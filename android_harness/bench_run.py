@@ -2,6 +2,7 @@
 the host or on one or more phones (in parallel), plus on-device parity when asked."""
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from frlite.converter.core.convert_folder import ConvertFolder
 from frlite.converter.core.errors import UsageError
+from frlite.converter.core.progress import Progress
 from frlite.runtimes.parity_inputs import Sample, load_inputs
 from frlite.runtimes.reference_model import ReferenceRequest
 
@@ -37,6 +39,7 @@ class BenchRequest:
     parity: bool = False
     adb: str | None = None
     reference: ReferenceRequest = field(default_factory=ReferenceRequest)  # for --parity
+    progress: Progress = field(default_factory=Progress)  # a line per finished file x delegate (x phone)
 
 
 def _jobs(target: Path) -> tuple[list[DeviceJob], ConvertFolder | None]:
@@ -78,10 +81,13 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], "DeviceRuns | None"
         from frlite.converter.core.spawn import run_spawned
 
         # one fresh process per file x delegate, so each peak RSS is that run's own
+        steps = req.progress.steps(len(jobs) * len(req.delegates), "bench")
         for job in jobs:
             for d in req.delegates:
+                t0 = time.perf_counter()
                 results.append(run_spawned(bench_host, job.local, d, req.threads, req.runs, req.warmup,
                                            req.min_seconds, job.label, job.mode, job.precision))
+                steps.finished(f"{job.label} ({d})", time.perf_counter() - t0)
         return results, None
     for d in req.delegates:
         if d not in DEVICE_DELEGATES:
@@ -104,6 +110,7 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], "DeviceRuns | None"
         assert folder is not None
         samples = load_inputs(None, folder.manifest.model_inputs, 1, 0)
         reference = reference_runtime(folder, req.reference)  # before anything is pushed
+    steps = req.progress.steps(len(serials) * len(jobs) * len(req.delegates), "bench")
 
     def one_device(serial: str) -> tuple[list[BenchResult], dict]:
         out: list[BenchResult] = []
@@ -111,11 +118,13 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], "DeviceRuns | None"
         with DeviceBench(adb, serial, req.binary, req.apk) as dev:
             for job in jobs:
                 for d in req.delegates:
+                    t0 = time.perf_counter()
                     res, _ = dev.bench(job, d, req.threads, req.runs, req.warmup, req.min_seconds)
                     out.append(res)
                     if samples is not None and res.error is None:
                         phone = open_on_device(dev, job, d)  # the phone as a Runtime: model layout in and out
                         device_outputs[(job.label, phone.name)] = [phone.run(s.arrays) for s in samples]
+                    steps.finished(f"{serial} {job.label} ({d})", time.perf_counter() - t0, "ERROR" if res.error else "")
         return out, device_outputs
 
     parity_outputs: dict = {}

@@ -1,12 +1,15 @@
 """The fp16-arithmetic executor on the authors' UNet: every .tflite of a convert folder (640x959,
-`make demo` writes one to out/demo/unet) on the four fixture images.
+`make demo` writes one to out/demo/unet; converted here first when it is missing) on the four
+fixture images (resized when the folder's input is another size).
 
     .venv/bin/python bench/bench_fp16_arith.py [--folder out/demo/unet] [--fixture ../shared/fixtures/frereg_unet]
-        [--threads 2] [--arith fp16|fp32] [--files idct_fp16.tflite ...]
+        [--threads 2] [--arith fp16|fp32] [--images 4] [--size 640x959] [--modes ...] [--model SPEC --weights CKPT]
+        [--files idct_fp16.tflite ...]
 
 Per file, in a fresh process: load time, seconds per image, the process's peak RSS, the verdict
 (first op that overflows fp16), pixel agreement with PyTorch fp32 and Dice against the fixture's
 ground-truth masks (README: 0.978770 0.979274 0.974674 0.980772). Prints figures; no thresholds.
+`--folder /tmp/x --model tests.models.small_fr:unet_small --size 32x48 --images 1` is a quick check.
 """
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import add_folder_options, add_model_options, ensure_converted, fixture_images, weights_args, quiet_third_party  # noqa: E402
 
 from frlite.converter.core.spawn import run_spawned  # noqa: E402
 
@@ -47,27 +50,30 @@ def _run(path: str, arith: str, threads: int, feeds: list[dict[str, np.ndarray]]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--folder", default=str(REPO / "out" / "demo" / "unet"))
-    ap.add_argument("--fixture", default=str(REPO.parent / "shared" / "fixtures" / "frereg_unet"))
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--arith", default="fp16", choices=["fp16", "fp32"])
+    add_folder_options(ap)
+    add_model_options(ap)
+    ap.add_argument("--threads", type=int, default=2, help="executor threads (default 2)")
+    ap.add_argument("--arith", default="fp16", choices=["fp16", "fp32"], help="arithmetic of every op (default fp16)")
+    ap.add_argument("--images", type=int, default=4, help="fixture images (default 4)")
     ap.add_argument("--files", nargs="+", default=None, help="only these .tflite file names (default all)")
     args = ap.parse_args()
+    folder = ensure_converted(args)
 
     from frlite.converter.core.manifest import read_manifest
-    from frlite.converter.models.segmentation import argmax_mask, dice, load_mask
+    from frlite.converter.models.segmentation import argmax_mask, dice
     from frlite.runtimes.fp16_verdict import measure
-    from frlite.runtimes.parity_inputs import load_inputs
     from frlite.runtimes.parity_metrics import DEFAULT_TOLERANCES
     from frlite.converter.core.convert_folder import ConvertFolder
-    from frlite.runtimes.reference_model import reference_runtime
+    from frlite.runtimes.reference_model import ReferenceRequest, reference_runtime
 
-    folder = Path(args.folder)
     manifest = read_manifest(folder)
-    images = [str(Path(args.fixture) / f"in000{i}.png") for i in range(4)]
-    masks = [load_mask(Path(args.fixture) / f"gt000{i}.png") for i in range(4)]
-    data = [s.arrays for s in load_inputs(images, manifest.model_inputs, 0, 0)]
-    ref = reference_runtime(ConvertFolder.open(folder))  # a built-in spec, or the folder's checkpoint-checked one
+    spec = manifest.model_inputs[0]
+    pairs = fixture_images(Path(args.fixture), args.images, tuple(spec.shape[2:]))
+    masks = [truth for _, truth in pairs]
+    data = [{spec.model_name: x} for x, _ in pairs]
+    weights = weights_args(args)
+    # the model the folder was converted from; its checkpoint's sha256 is checked against the manifest's
+    ref = reference_runtime(ConvertFolder.open(folder), ReferenceRequest(args.model, weights[1] if weights else None))
     refs = [ref.run(d) for d in data]
     del ref
     out_name = manifest.model_outputs[0].model_name
@@ -100,4 +106,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with quiet_third_party():  # LiteRT's INFO lines off the terminal, as in the frlite command
+        main()

@@ -7,6 +7,9 @@ per image: pixel agreement with PyTorch fp32, Dice against the ground truth, the
 overflowed; plus the time of each emulated run.
 
     .venv/bin/python bench/bench_fp16_safety.py [--size 640x959] [--images 4] [--forms dense,idct,factorized]
+        [--before 1] [--fixtures ../shared/fixtures/frereg_unet]
+
+`--size 32x48 --images 1` is a quick check that the script runs.
 """
 from __future__ import annotations
 
@@ -17,20 +20,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import FIXTURE, fixture_images, hxw, quiet_third_party  # noqa: E402
 
 from frlite.converter.fr.batch_stat_norm import clone_for_export  # noqa: E402
 from frlite.converter.passes.convert_pipeline import dense_export_module  # noqa: E402
 from frlite.converter.forms.factorized import factorize_model  # noqa: E402
 from frlite.converter.forms.fp16_rescale import make_fp16_safe, prescale_stat_norms  # noqa: E402
 from frlite.converter.models.model_loading import load_fr_model  # noqa: E402
-from frlite.converter.models.segmentation import argmax_mask, dice, load_image, load_mask  # noqa: E402
+from frlite.converter.models.segmentation import argmax_mask, dice  # noqa: E402
 from frlite.runtimes.fp16_emulation import run_fp16  # noqa: E402
-
-FIXTURES = ROOT.parent.parent / "shared" / "fixtures" / "frereg_unet"
 
 
 def build(form: str, model: torch.nn.Module, example: tuple[torch.Tensor, ...], safe: bool) -> torch.nn.Module:
@@ -50,23 +50,19 @@ def build(form: str, model: torch.nn.Module, example: tuple[torch.Tensor, ...], 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--size", default="640x959")
-    ap.add_argument("--images", type=int, default=4)
-    ap.add_argument("--forms", default="dense,idct,factorized")
+    ap.add_argument("--size", type=hxw, default=(640, 959), help="HxW; the images are resized to it (default 640x959)")
+    ap.add_argument("--images", type=int, default=4, help="fixture images (default 4)")
+    ap.add_argument("--forms", default="dense,idct,factorized", help="forms to run, comma-separated")
     ap.add_argument("--before", type=int, default=1, help="images to run without the rewrites (slow to fail)")
-    ap.add_argument("--fixtures", default=str(FIXTURES))
+    ap.add_argument("--fixtures", default=str(FIXTURE), help="folder with unet_fr.tar.xz and the images (default ../shared/...)")
     args = ap.parse_args()
-    h, w = (int(v) for v in args.size.split("x"))
+    h, w = args.size
     torch.set_num_threads(1)
     model = load_fr_model("unet", Path(args.fixtures) / "unet_fr.tar.xz").model
     example = (torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)),)
     images = []
-    for i in range(args.images):
-        x = torch.from_numpy(load_image(Path(args.fixtures) / f"in{i:04d}.png"))
-        truth = load_mask(Path(args.fixtures) / f"gt{i:04d}.png")
-        if (h, w) != tuple(x.shape[2:]):
-            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
-            truth = F.interpolate(torch.from_numpy(truth)[None, None].float(), size=(h, w)).numpy()[0, 0] > 0.5
+    for i, (image, truth) in enumerate(fixture_images(Path(args.fixtures), args.images, (h, w))):
+        x = torch.from_numpy(image)
         with torch.no_grad():
             ref = model(x).numpy()
         for _, layer in [(n, m) for n, m in model.named_modules() if hasattr(m, "drop_cached_weight")]:
@@ -92,4 +88,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with quiet_third_party():  # LiteRT's INFO lines off the terminal, as in the frlite command
+        main()

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Sequence
 
 from frlite.converter.core.errors import FrliteError, UsageError
+from frlite.converter.core.progress import Progress, silent
+from frlite.converter.core.stderr_filter import filtered_stderr
 from frlite.cli_args import OneLineParser, non_negative_float, non_negative_int, positive_int
 
 
@@ -174,6 +176,15 @@ def _split(values: list[str], dedupe: bool = True) -> list[str]:
     return list(dict.fromkeys(out)) if dedupe else out
 
 
+def _to_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _progress(args: argparse.Namespace) -> Progress:
+    """Progress lines on stderr (stdout keeps the results); none with --quiet."""
+    return Progress(silent if args.quiet else _to_stderr)
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from frlite.converter.passes.convert_pipeline import ConvertRequest, convert
     from frlite.converter.core.shape_spec import parse_input_shapes
@@ -184,7 +195,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         modes=_split(args.mode), targets=_split(args.target), precisions=_split(args.precision),
         output_names=_split(args.output_name, dedupe=False) if args.output_name else None, overwrite=args.overwrite,
         input_files=args.inputs,
-        progress=(lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True)),
+        progress=silent if args.quiet else _to_stderr,
     )
     result = convert(req)
     if not args.quiet:
@@ -216,13 +227,15 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     writer = AtomicFolder(args.out or folder / "parity", args.overwrite, kind="parity",
                           inputs=[folder, *(args.inputs or []), args.weights, spec_file(args.model) if args.model else None])
     writer.check()  # before the run: a bad --out is bad usage
+    progress = _progress(args)
     try:
         report = run_parity(args.folder, args.inputs, args.samples, args.seed, _split(args.runtimes) if args.runtimes else None,
                             _split(args.variants) if args.variants else None, args.atol, args.rtol, args.task,
                             args.threads, keep_outputs="html" in formats, layers=args.layers,
-                            reference=_reference_request(args))
+                            reference=_reference_request(args), progress=progress)
         written = []
         writers = {"json": (write_json, "parity.json"), "md": (write_markdown, "parity.md"), "html": (write_html, "parity.html")}
+        progress("writing the report: " + ", ".join(writers[f][1] for f in formats))
         with writer as tmp:
             for f in formats:
                 fn, name = writers[f]
@@ -285,7 +298,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out} is inside TARGET {target}; bench never writes into its input folder, choose another --out")
     req = BenchRequest(target, args.device, args.host, delegates, args.threads, args.runs, args.warmup,
                        args.min_seconds, Path(args.benchmark_binary) if args.benchmark_binary else None, args.apk, args.parity,
-                       reference=_reference_request(args))
+                       reference=_reference_request(args), progress=_progress(args))
     # bench never writes into its input folder (nor over the binary or the reference's files)
     writer = AtomicFolder(args.out, args.overwrite, inputs=[args.target, args.benchmark_binary, args.weights,
                                                             spec_file(args.model) if args.model else None], kind="bench")
@@ -328,79 +341,93 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--mode", choices=["coefficients", "factorized"], default="coefficients",
                    help="factorized: the per-layer factorized/dense choice (needs --model and --input)")
-    p.add_argument("--input", action="append", metavar="NAME:DIMS", help="input size for --mode factorized")
+    p.add_argument("--input", action="append", metavar="NAME:DIMS",
+                   help="input size for --mode factorized, e.g. input:1x3x640x959 (repeat per input)")
     p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("pack", help="write a checkpoint in frlite's compact format (kept coefficients only)")
-    p.add_argument("checkpoint")
-    p.add_argument("--model", metavar="SPEC", required=True)
+    p.add_argument("checkpoint", help="checkpoint file (authors' .pt, state_dict, frlite .frl, or a .tar.xz holding one)")
+    p.add_argument("--model", metavar="SPEC", required=True,
+                   help="MODEL SPEC the checkpoint belongs to: unet, file.py:factory, package.module:factory")
     p.add_argument("--out", required=True, help="output file, e.g. model.frl")
     p.add_argument("--overwrite", action="store_true", help="replace an existing .frl file")
     p.set_defaults(func=_cmd_pack)
 
-    p = sub.add_parser("convert", help="convert an FR model to ONNX / ORT / TFLite in dense and idct form")
-    p.add_argument("model", metavar="SPEC")
-    p.add_argument("--weights", help="checkpoint (authors' .pt, state_dict, frlite .frl, or .tar.xz holding one)")
-    p.add_argument("--input", action="append", metavar="NAME:DIMS", help="e.g. input:1x3x640x959 (repeat per input)")
-    p.add_argument("--output-name", action="append", metavar="NAME", help="names for the model outputs, in order")
-    p.add_argument("--mode", nargs="+", default=["dense"], help="dense, idct, factorized (several allowed)")
+    p = sub.add_parser("convert", help="convert an FR model to ONNX / ORT / TFLite in dense, idct and factorized form")
+    p.add_argument("model", metavar="SPEC", help="MODEL SPEC: unet, file.py:factory or package.module:factory "
+                   "(a callable without arguments returning the nn.Module)")
+    p.add_argument("--weights", help="checkpoint (authors' .pt, state_dict, frlite .frl, or .tar.xz holding one); "
+                   "default: the weights the SPEC's factory gives")
+    p.add_argument("--input", action="append", metavar="NAME:DIMS", help="input name and size, e.g. input:1x3x640x959 (repeat per input)")
+    p.add_argument("--output-name", action="append", metavar="NAME", help="names for the model outputs, in order (default: output, or output_0, output_1, ...)")
+    p.add_argument("--mode", nargs="+", default=["dense"], help="dense, idct, factorized (several allowed; default dense)")
     p.add_argument("--target", nargs="+", default=["onnx"],
-                   help="onnx, ort-mobile, tflite-cpu, tflite-gpu, tflite-nnapi (several allowed)")
-    p.add_argument("--precision", nargs="+", default=["fp32"], help="fp32, fp16, int8-dynamic (TFLite)")
+                   help="onnx, ort-mobile, tflite-cpu, tflite-gpu, tflite-nnapi (several allowed; default onnx)")
+    p.add_argument("--precision", nargs="+", default=["fp32"], help="fp32, fp16 (TFLite files), int8-dynamic (TFLite, dense "
+                   "mode only); several allowed; default fp32")
     p.add_argument("--out", required=True, help="output folder (written whole or not at all)")
     p.add_argument("--inputs", nargs="+", metavar="FILE_OR_FOLDER",
                    help="your own images (.png/.jpg, scaled /255) or .npy/.npz arrays at the --input size: quick "
                         "parity, the fp16 rewrites' constants and the fp16-arithmetic verdicts run on all of them "
                         "instead of seeded random samples (2-4 typical ones suffice)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder frlite wrote")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr and no closing table")
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("parity", help="compare every converted file with PyTorch; JSON / Markdown / HTML report")
     p.add_argument("folder", metavar="DIR", help="a `frlite convert` output folder")
-    p.add_argument("--inputs", nargs="+", metavar="FILE_OR_FOLDER", help="images (.png/.jpg) or .npy/.npz arrays")
+    p.add_argument("--inputs", nargs="+", metavar="FILE_OR_FOLDER", help="images (.png/.jpg) or .npy/.npz arrays, or folders of them "
+                   "(default: --samples seeded random inputs)")
     p.add_argument("--samples", type=positive_int, default=2, help="seeded random samples when no --inputs (default 2)")
-    p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--runtimes", nargs="+", help="torch,onnxruntime,tflite (default all)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random samples (default 0)")
+    p.add_argument("--runtimes", nargs="+", help="torch,onnxruntime,tflite (default all; torch, the reference, is required)")
     p.add_argument("--variants", nargs="+", help="default,no-opt (onnxruntime); xnnpack,builtin,reference,fp16-arith,fp32-arith (tflite); "
                    "default: default + xnnpack, plus fp16-arith for files meant for tflite-gpu / tflite-nnapi")
-    p.add_argument("--reference", default="torch")
+    p.add_argument("--reference", default="torch", help="what the files are compared with: torch, the FR model itself "
+                   "(the only choice today)")
     p.add_argument("--atol", type=non_negative_float, help="absolute tolerance (default per precision, relative to the output's scale)")
     p.add_argument("--rtol", type=non_negative_float, help="relative tolerance (default 0)")
     p.add_argument("--task", help="segmentation, classification or none (default: guessed from the output shape)")
-    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--threads", type=positive_int, default=2, help="threads for ONNX Runtime and LiteRT (default 2)")
     p.add_argument("--layers", action="store_true", help="for a file that diverges, compare every FR layer's output and name the first bad one")
-    p.add_argument("--format", nargs="+", default=["json", "md", "html"], help="json,md,html")
-    p.add_argument("--out", metavar="REPORT_DIR", help="default DIR/parity")
+    p.add_argument("--format", nargs="+", default=["json", "md", "html"], help="report formats: json,md,html (default all)")
+    p.add_argument("--out", metavar="REPORT_DIR", help="report folder (default DIR/parity)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report folder frlite wrote")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     _add_reference_options(p, "the reference")
     p.set_defaults(func=_cmd_parity)
 
     p = sub.add_parser("bench", help="benchmark .tflite files on a phone over adb, or on this host")
     p.add_argument("target", metavar="TARGET", help="a .tflite file or a `frlite convert` folder")
-    p.add_argument("--device", action="append", metavar="SERIAL", help="phone to use (repeat for several, run in parallel)")
+    p.add_argument("--device", action="append", metavar="SERIAL", help="phone to use (repeat for several, run in parallel); "
+                   "default: the one phone adb lists")
     p.add_argument("--host", action="store_true", help="benchmark here with the LiteRT interpreter")
-    p.add_argument("--delegate", nargs="+", help="cpu, xnnpack, gpu, nnapi (host: cpu, xnnpack)")
-    p.add_argument("--threads", type=positive_int, default=4)
-    p.add_argument("--runs", type=positive_int, default=50)
-    p.add_argument("--warmup", type=non_negative_int, default=5)
-    p.add_argument("--min-seconds", type=non_negative_float, default=1.0)
-    p.add_argument("--benchmark-binary", metavar="PATH", help="the android_arm64 benchmark_model you downloaded")
+    p.add_argument("--delegate", nargs="+", help="cpu, xnnpack, gpu, nnapi (host: cpu, xnnpack); default xnnpack, "
+                   "on the host xnnpack and cpu")
+    p.add_argument("--threads", type=positive_int, default=4, help="threads per run (default 4)")
+    p.add_argument("--runs", type=positive_int, default=50, help="timed runs, at least (default 50)")
+    p.add_argument("--warmup", type=non_negative_int, default=5, help="untimed runs before the timed ones (default 5)")
+    p.add_argument("--min-seconds", type=non_negative_float, default=1.0,
+                   help="keep timing until this many seconds have passed, even after --runs (default 1)")
+    p.add_argument("--benchmark-binary", metavar="PATH", help="the android_arm64 benchmark_model you downloaded "
+                   "(docs/android.md)")
     p.add_argument("--apk", action="store_true", help="use the installed benchmark APK instead of the binary")
     p.add_argument("--parity", action="store_true", help="also run seeded inputs on the phone and compare with PyTorch")
     p.add_argument("--out", default="bench-results", help="folder for bench.json, bench.md, bench_latency.png "
                    "(and parity.html: TARGET's parity report with the latency chart); never inside TARGET")
     p.add_argument("--overwrite", action="store_true", help="replace an existing results folder frlite wrote")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     _add_reference_options(p, "with --parity")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("evaluate", help="segmentation Dice of the PyTorch FR model on images with masks")
-    p.add_argument("model", metavar="SPEC")
-    p.add_argument("--weights", required=True)
-    p.add_argument("--images", nargs="+", required=True)
-    p.add_argument("--masks", nargs="+", required=True)
+    p.add_argument("model", metavar="SPEC", help="MODEL SPEC of a segmentation model: unet, file.py:factory, package.module:factory")
+    p.add_argument("--weights", required=True, help="its checkpoint (authors' .pt, state_dict, frlite .frl, or .tar.xz)")
+    p.add_argument("--images", nargs="+", required=True, metavar="IMG", help="input images (.png / .jpg)")
+    p.add_argument("--masks", nargs="+", required=True, metavar="MASK",
+                   help="ground-truth masks, one per image in the same order (0/255 or 0/1 images; bright = foreground)")
     p.add_argument("--converted", metavar="DIR", help="also run every artifact of this `frlite convert` folder")
-    p.add_argument("--threads", type=positive_int, default=2, help="threads for the converted artifacts' runtimes")
+    p.add_argument("--threads", type=positive_int, default=2, help="threads for the converted artifacts' runtimes (default 2)")
     p.set_defaults(func=_cmd_evaluate)
     return parser
 
@@ -428,7 +455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             previous[sig] = signal.signal(sig, _raise_terminated)
     try:
-        return _run(args)
+        with filtered_stderr(enabled=not args.debug):  # LiteRT / TF / absl INFO lines: shown with --debug
+            return _run(args)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

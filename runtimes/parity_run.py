@@ -29,6 +29,7 @@ from frlite.runtimes.fp16_verdict import measure
 from frlite.runtimes.loader import open_artifact
 from frlite.runtimes.parity_inputs import describe_samples, load_inputs
 from frlite.converter.core.memory import release_memory
+from frlite.converter.core.progress import Progress, plural
 from frlite.converter.core.spawn import run_spawned
 from frlite.converter.core.tolerances import FP16_ARITH_CEILING
 from frlite.runtimes.parity_metrics import DEFAULT_TOLERANCES, OutputMetrics, TaskMetrics, compare, guess_task, task_metrics
@@ -210,11 +211,24 @@ def _select(folder: ConvertFolder, runtimes: list[str], chosen: dict[str, list[s
     return {k: v for k, v in files.items() if chosen.get(k[1])}
 
 
+def _file_variants(runtime: str, arts: list[Artifact], chosen: dict[str, list[str]], default_fp16: bool) -> list[str]:
+    """The variants one file runs in: the chosen ones of its runtime, plus fp16-arith by default
+    for a file meant for the GPU / NNAPI delegates."""
+    variants = list(chosen.get(runtime, []))
+    if runtime == "tflite" and default_fp16 and any(a.target in FP16_ARITH_TARGETS for a in arts) \
+            and arts[0].precision in ("fp32", "fp16"):
+        variants.append("fp16-arith")
+    return variants
+
+
 def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int = 2, seed: int = 0,
                runtimes: list[str] | None = None, variants: list[str] | None = None,
                atol: float | None = None, rtol: float | None = None, task: str | None = None,
                threads: int = 1, keep_outputs: bool = True, layers: bool = False,
-               reference: ReferenceRequest | None = None) -> ParityReport:
+               reference: ReferenceRequest | None = None, progress: Progress | None = None) -> ParityReport:
+    """`progress` gets a line per finished step (the reference, each file x variant run, each
+    layer comparison) with its time and an estimate of what is left; None prints nothing."""
+    progress = progress or Progress()
     runtimes = runtimes or ["torch", "onnxruntime", "tflite"]
     for r in runtimes:
         if r not in ("torch", "onnxruntime", "tflite"):
@@ -242,19 +256,25 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
     t0 = time.perf_counter()
     data = load_inputs(inputs, manifest.model_inputs, samples, seed)
     reference_rt = reference_runtime(conv, reference)
-    refs = [reference_rt.run(s.arrays) for s in data]
+    # progress starts once the inputs and the reference model are known good: bad input stays one error line
+    progress(f"{plural(len(files), 'file')} checked against the manifest; PyTorch reference on {plural(len(data), 'input')}")
+    ref_steps = progress.steps(len(data), "PyTorch reference")
+    refs = []
+    for s in data:
+        t1 = time.perf_counter()
+        refs.append(reference_rt.run(s.arrays))
+        ref_steps.finished(s.source, time.perf_counter() - t1)
     release_memory()
     timings["reference"] = time.perf_counter() - t0
+    runs = sum(len(_file_variants(runtime, arts, chosen, default_fp16)) for (_, runtime), arts in files.items())
+    progress(f"{plural(runs, 'run')} to compare ({plural(len(files), 'file')} x their variants), each in its own process")
+    steps = progress.steps(runs, "parity")
     results: list[RunResult] = []
     kept: dict[str, dict[str, list]] = {"reference": {n: [r[n] for r in refs] for n in refs[0]},
                                         "input": {n: [s.arrays[n] for s in data] for n in data[0].arrays}} if keep_outputs else {}
     for (path, runtime), arts in files.items():
         art = arts[0]
-        file_variants = list(chosen.get(runtime, []))
-        if runtime == "tflite" and default_fp16 and any(a.target in FP16_ARITH_TARGETS for a in arts) \
-                and art.precision in ("fp32", "fp16"):
-            file_variants.append("fp16-arith")
-        for variant in file_variants:
+        for variant in _file_variants(runtime, arts, chosen, default_fp16):
             label = f"{path} on {runtime} ({variant})"
             t1 = time.perf_counter()
             try:
@@ -263,6 +283,7 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
             except Exception as exc:  # a runtime that cannot run the file is a failed comparison
                 results.append(RunResult(label, art.mode, [a.target for a in arts], art.precision, path, runtime,
                                          variant, [], False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"))
+                steps.finished(label, time.perf_counter() - t1, "ERROR")
                 continue
             timings[label] = time.perf_counter() - t1
             verdict = None
@@ -274,6 +295,7 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
             results.append(res)
             if keep_outputs:
                 kept[label] = {o.name: [out[o.name] for out in outs] for o in res.outputs}
+            steps.finished(label, timings[label], "pass" if res.passed else "FAIL")
     tol_table = tolerance_table(atol, rtol)
     layer_reports: dict[str, dict] = {}
     if layers:
@@ -286,6 +308,7 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
                 continue  # the fp16 verdict names the first overflowing op and its FR layer itself
             art = next(a for a in manifest.artifacts if a.path == res.path and a.runtime == res.runtime)
             a_rel, _ = DEFAULT_TOLERANCES.get(art.precision, (1e-3, 0.0))
+            progress(f"comparing every FR layer of {res.label}")
             try:
                 cmp = compare_layers(reference_rt.model, conv.root, art, data[0].arrays, a_rel)
             except Exception as exc:  # a layer map the file does not hold (the manifest is input): a note, not a crash

@@ -48,7 +48,7 @@ def test_unsafe_file_named_while_host_parity_passes(overflowing_out: Path) -> No
         assert rep["all_delegated"] is True and rep["delegate_ready"] is False and rep["precision_loss_allowed"] is False
     assert all(a.fp16_arith is None for a in m.artifacts if a.target == "tflite-cpu")
     log = (overflowing_out / "convert.log").read_text()
-    assert "tflite/dense_fp32.tflite: fp16 arithmetic: unsafe on 2 seeded random samples: op 0 CONV_2D" in log
+    assert "tflite/dense_fp32.tflite (tflite-gpu): fp16 arithmetic: unsafe on 2 seeded random samples: op 0 CONV_2D" in log
 
     from frlite.runtimes.reference_model import ReferenceRequest
 

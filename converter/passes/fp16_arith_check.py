@@ -3,6 +3,7 @@ compute in fp16 when allowed; converter/passes/fp16_check.py). The verdict is re
 compat report, convert.log); an unsafe file is still written."""
 from __future__ import annotations
 
+from frlite.converter.core.progress import plural
 from frlite.converter.core.tolerances import tolerance
 from frlite.converter.passes.context import QUICK_RUN, ConvertContext
 from frlite.converter.passes.driver import BasePass
@@ -23,7 +24,7 @@ class Fp16ArithCheck(BasePass):
 
     def run(self, ctx: ConvertContext) -> None:
         assert ctx.tmp is not None and ctx.ref_outputs is not None and ctx.out_names is not None
-        done = ctx.step(f"fp16-arithmetic check of {len(_fp16_files(ctx))} files for tflite-gpu / tflite-nnapi")
+        done = ctx.step(f"fp16-arithmetic check of {plural(len(_fp16_files(ctx)), 'file')} for tflite-gpu / tflite-nnapi")
         check_fp16_arithmetic(ctx.tmp, ctx.artifacts, ctx.samples(), ctx.ref_outputs, ctx.out_names,
                               tolerance("fp16"), QUICK_RUN.threads, ctx.log,
                               ctx.samples_described())

@@ -34,9 +34,11 @@ def check_fp16_arithmetic(folder: Path, artifacts: list[Artifact], samples: list
 
     verdicts: dict[str, object] = {}
     refs = [dict(zip(out_names, r)) for r in ref_outputs]
-    for art in artifacts:
-        if art.runtime != "tflite" or art.target not in FP16_TARGETS or art.precision not in ("fp32", "fp16"):
-            continue
+    checked = [a for a in artifacts if a.runtime == "tflite" and a.target in FP16_TARGETS and a.precision in ("fp32", "fp16")]
+    targets: dict[str, list[str]] = {}  # one file serves gpu and nnapi: run and logged once
+    for art in checked:
+        targets.setdefault(art.path, []).append(art.target)
+    for art in checked:
         if art.path not in verdicts:
             rt = open_artifact(folder, art, RunOptions(threads=threads, variant="fp16-arith"))
             outs = [rt.run(s) for s in samples]
@@ -45,7 +47,7 @@ def check_fp16_arithmetic(folder: Path, artifacts: list[Artifact], samples: list
             verdicts[art.path] = measure(inner.runs, refs, outs, tolerance, art.layer_outputs, inner.producers(),
                                          inputs=inputs)
             del rt, inner, outs
-            log(f"  {art.path}: {verdicts[art.path].message}")  # type: ignore[attr-defined]
+            log(f"  {art.path} ({', '.join(targets[art.path])}): {verdicts[art.path].message}")  # type: ignore[attr-defined]
         art.fp16_arith = verdicts[art.path]  # type: ignore[assignment]
         if "compat_json" in art.extra_files:
             write_compat_report(folder, folder / art.path, art.target, art.precision,

@@ -10,6 +10,7 @@ from pathlib import Path
 from frlite.converter.core.errors import FrliteError
 from frlite.converter.core.manifest import ArtifactParity
 from frlite.converter.core.memory import release_memory
+from frlite.converter.core.progress import plural
 from frlite.converter.core.tolerances import tolerance
 from frlite.converter.fr.fr_layers import fr_layers
 from frlite.converter.passes.context import QUICK_RUN, ConvertContext, worst_error
@@ -32,8 +33,13 @@ class QuickParity(BasePass):
             layer.drop_cached_weight()
         release_memory()
         tmp, artifacts = ctx.tmp, ctx.artifacts
-        done = ctx.step(f"quick parity of {len(artifacts)} artifacts on {ctx.samples_described()}")
+        targets: dict[tuple[str, str], list[str]] = {}  # one file serves several tflite-* targets: logged once
+        for art in artifacts:
+            targets.setdefault((art.path, art.runtime), []).append(art.target)
+        done = ctx.step(f"quick parity of {plural(len(targets), 'file')} ({plural(len(artifacts), 'artifact')}) on "
+                        f"{ctx.samples_described()}")
         failures = []
+        logged: set[tuple[str, str]] = set()
         for art in artifacts:
             key = (art.path, art.runtime)
             if key not in ctx.measured:
@@ -50,7 +56,11 @@ class QuickParity(BasePass):
             tol = tolerance(art.precision)
             ok = worst <= tol  # False for NaN too: `worst > tol` would let a NaN output pass
             art.parity = ArtifactParity(len(ctx.ref_outputs), worst * 1.0, worst, tol, ok)
-            ctx.log(f"  {art.path}: max |error| / scale = {worst:.2e} (tolerance {tol:.0e}) {'ok' if ok else 'MISMATCH'}")
+            if key in logged:
+                continue  # logged (and, on a mismatch, counted) with the file's first target
+            logged.add(key)
+            ctx.log(f"  {art.path} ({', '.join(dict.fromkeys(targets[key]))}): max |error| / scale = {worst:.2e} "
+                    f"(tolerance {tol:.0e}) {'ok' if ok else 'MISMATCH'}")
             if not ok:
                 failures.append(f"{art.path} (NaN/Inf in its output)" if not math.isfinite(worst)
                                 else f"{art.path} ({worst:.2e} > {tol:.0e})")
