@@ -123,4 +123,4 @@ def test_convert_log_names_each_file_once_with_its_targets(overflowing_out: Path
         assert len(lines) == 2, lines
         assert "(tflite-cpu, tflite-gpu): max |error| / scale" in lines[0]
         assert "(tflite-gpu): fp16 arithmetic: unsafe" in lines[1]
-    assert any("quick parity of 2 files (4 artifacts) on 2 seeded samples" in line for line in log), log
+    assert any("quick parity of 2 files (4 artifacts) on 2 seeded random samples" in line for line in log), log
