@@ -58,6 +58,7 @@ def _calls(tmp: Path) -> list[list[str]]:
     return [json.loads(ln) for ln in (tmp / "state" / "calls.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delegate", ["cpu", "xnnpack", "gpu", "nnapi"])
 def test_happy_path_per_delegate(phone, small_tflite: Path, delegate: str) -> None:  # type: ignore[no-untyped-def]
     r = phone([_device("PHONE1")], str(small_tflite / "tflite" / "dense_fp16.tflite"), "--delegate", delegate, "--threads", "2")
@@ -94,6 +95,7 @@ def test_apk_path_reads_logcat(phone, small_tflite: Path) -> None:  # type: igno
     assert any(c[2:5] == ["shell", "am", "start"] for c in _calls(phone.tmp))
 
 
+@pytest.mark.slow
 def test_two_devices_in_parallel_and_folder_target(phone, small_tflite: Path) -> None:  # type: ignore[no-untyped-def]
     r = phone([_device("A"), _device("B", model="Galaxy S24", sdk=35)], str(small_tflite),
               "--device", "A", "--device", "B", "--delegate", "xnnpack", "nnapi")
@@ -105,6 +107,7 @@ def test_two_devices_in_parallel_and_folder_target(phone, small_tflite: Path) ->
     assert "NNAPI is deprecated from Android 15" in md  # device B has API 35
 
 
+@pytest.mark.slow
 def test_on_device_parity_feeds_the_checker(phone, small_tflite: Path) -> None:  # type: ignore[no-untyped-def]
     """No parity report in TARGET: the phone's runs make one, in bench's --out."""
     r = phone([_device("P")], str(small_tflite), "--delegate", "gpu", "--parity", "--model", "tests.models.small_fr:decoder")
@@ -126,6 +129,7 @@ def test_on_device_parity_feeds_the_checker(phone, small_tflite: Path) -> None: 
     assert (res / ".frlite-output.json").exists()
 
 
+@pytest.mark.slow
 def test_phone_runs_join_the_folders_parity_report(phone, small_tflite: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """TARGET holds a parity report: bench --out gets it with the phone's runs added, the host
     runs' pictures kept, the latencies in the decision table; TARGET itself is not written."""
@@ -227,6 +231,7 @@ def test_host_backend(small_tflite: Path, tmp_path: Path) -> None:
     assert lat["count"] >= 3 and lat["min_us"] <= lat["median_us"] <= lat["p90_us"]
 
 
+@pytest.mark.slow
 def test_chart_joins_the_parity_html_in_out_only(small_tflite: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -245,6 +250,7 @@ def test_chart_joins_the_parity_html_in_out_only(small_tflite: Path, tmp_path: P
     assert page.startswith(before.decode()[:200])
 
 
+@pytest.mark.slow
 def test_host_latency_joins_the_decision_table(small_tflite: Path, tmp_path: Path) -> None:
     import shutil
 

@@ -19,6 +19,7 @@ def _assert_one_line_error(result, *needles: str, code: int = 1) -> None:  # typ
         assert needle in lines[0], lines[0]
 
 
+@pytest.mark.slow
 def test_inspect_authors_checkpoint(unet_pt: Path) -> None:
     result = run_cli("inspect", str(unet_pt), "--model", "unet")
     assert result.returncode == 0, result.stderr
@@ -29,6 +30,7 @@ def test_inspect_authors_checkpoint(unet_pt: Path) -> None:
     assert round(as_json["compression_ratio"]) == 40_876
 
 
+@pytest.mark.slow
 def test_pack_then_inspect(unet_archive: Path, tmp_path: Path) -> None:
     out = tmp_path / "unet.frl"
     before = unet_archive.read_bytes()

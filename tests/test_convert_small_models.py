@@ -14,6 +14,9 @@ from frlite.converter.models.model_spec import build_model
 from frlite.converter.core.shape_spec import parse_input_shape
 from frlite.runtimes.loader import open_artifact
 
+# each model converts in every mode x target x precision through onnx2tf (~30 s apiece on 2 cores)
+pytestmark = pytest.mark.slow
+
 MODELS = {
     "classifier": ("tests.models.small_fr:classifier", "input:1x3x32x32"),
     "decoder": ("tests.models.small_fr:decoder", "input:1x8x10x12"),

@@ -33,6 +33,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return out, r.stdout
 
 
+@pytest.mark.slow
 def test_convert_lists_each_file_once_aligned(converted: tuple[Path, str]) -> None:
     out, stdout = converted
     lines = stdout.splitlines()
@@ -55,6 +56,7 @@ def test_convert_lists_each_file_once_aligned(converted: tuple[Path, str]) -> No
     assert re.search(r"gpu \d+/\d+ ready; nnapi \d+/\d+", tfl) and re.search(r"(safe|unsafe) \d\.\de-\d\d", tfl)
 
 
+@pytest.mark.slow
 def test_parity_table_takes_parity_verdicts_and_round_trips(converted: tuple[Path, str], tmp_path: Path) -> None:
     out, _ = converted
     report = run_parity(out, samples=2, reference=ReferenceRequest(DEC))
@@ -80,6 +82,7 @@ def test_parity_table_takes_parity_verdicts_and_round_trips(converted: tuple[Pat
     assert back.decision == table and back.results[0].outputs == report.results[0].outputs
 
 
+@pytest.mark.slow
 def test_bench_latency_fills_the_column(converted: tuple[Path, str]) -> None:
     out, _ = converted
     folder = ConvertFolder.open(out)
@@ -91,6 +94,7 @@ def test_bench_latency_fills_the_column(converted: tuple[Path, str]) -> None:
     assert "not benched" in render_text(build_table(folder))
 
 
+@pytest.mark.slow
 def test_a_tampered_parity_json_is_one_line(tmp_path: Path, converted: tuple[Path, str]) -> None:
     out, _ = converted
     report = run_parity(out, samples=1, runtimes=["torch", "onnxruntime"], reference=ReferenceRequest(DEC))
@@ -143,6 +147,7 @@ def test_grey_input_of_another_size_is_sampled_to_the_mask() -> None:
     assert captions[2] == "difference over the input (1 pixels)"
 
 
+@pytest.mark.slow
 def test_html_has_the_table_and_overlays(converted: tuple[Path, str], tmp_path: Path) -> None:
     out, _ = converted
     r = run_cli("parity", str(out), "--model", DEC, "--out", str(tmp_path / "rep"), "--runtimes", "torch,onnxruntime")
@@ -156,6 +161,7 @@ def test_html_has_the_table_and_overlays(converted: tuple[Path, str], tmp_path: 
     assert "## Decision table" in md and md.index("## Decision table") < md.index("## Runs")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spoil", ["garbage", "impossible", "outside"])
 def test_a_bad_compat_report_stops_parity_up_front(converted: tuple[Path, str], tmp_path: Path, spoil: str) -> None:
     import shutil

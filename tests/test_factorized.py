@@ -134,6 +134,7 @@ def test_factorize_model_fuses_only_adjacent_ungrouped_pairs() -> None:
         assert _rel_err(fact(x), model(x)) < 1e-5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hw", [(32, 48), (36, 45)])  # 45 wide: the decoder pads (odd sizes on the way down)
 def test_unet_small_fuses_norms_and_merges_ups(hw: tuple[int, int]) -> None:
     """Each factorized conv of every DoubleConv takes the norm after it, each Up block runs without
@@ -202,6 +203,7 @@ def test_cost_model_choices() -> None:
         torch.testing.assert_close(fact(x), model(x), atol=1e-3, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_unet_factorizes_exactly(unet_model) -> None:  # type: ignore[no-untyped-def]
     x = torch.rand(1, 3, 64, 96)
     fact, plan = factorize_model(unet_model, (x,))
@@ -217,6 +219,7 @@ def test_unet_factorizes_exactly(unet_model) -> None:  # type: ignore[no-untyped
     assert bool((a.argmax(1) == b.argmax(1))[clear].all())
 
 
+@pytest.mark.slow
 def test_convert_factorized_all_targets(tmp_path: Path) -> None:
     from frlite.converter.passes.convert_pipeline import ConvertRequest, convert
     from frlite.converter.core.manifest import read_manifest
@@ -256,6 +259,7 @@ def _xnnpack_partitions(path: Path) -> int:
     return sum(op["op_name"] == "DELEGATE" for op in it._get_ops_details())
 
 
+@pytest.mark.slow
 def test_convert_factorized_unet_small_fused_norms_all_delegated(tmp_path: Path) -> None:
     """The fused norm's ops (1x1 convs, Mul, Mean, Rsqrt) go through onnx2tf, match PyTorch in every
     file, every op of the TFLite file is taken by the GPU and NNAPI delegates, and XNNPACK takes the

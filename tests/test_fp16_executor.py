@@ -30,6 +30,7 @@ def test_fp16_rounding_is_ieee_half() -> None:
     np.testing.assert_array_equal(RoundingPolicy("fp32").round(torch.from_numpy(values)).numpy(), values)
 
 
+@pytest.mark.slow
 def test_unsafe_file_named_while_host_parity_passes(overflowing_out: Path) -> None:
     from frlite.runtimes.parity_run import run_parity
     from frlite.runtimes.report_markdown import format_markdown
@@ -68,6 +69,7 @@ def test_unsafe_file_named_while_host_parity_passes(overflowing_out: Path) -> No
     assert not report.passed
 
 
+@pytest.mark.slow
 def test_unsupported_op_is_named(overflowing_out: Path, tmp_path: Path) -> None:
     from ai_edge_litert import schema_py_generated as schema
 
@@ -81,6 +83,7 @@ def test_unsupported_op_is_named(overflowing_out: Path, tmp_path: Path) -> None:
         GraphExecutor(tmp_path / "edited.tflite", "fp16")
 
 
+@pytest.mark.slow
 def test_damaged_file_is_one_clear_error(overflowing_out: Path, tmp_path: Path) -> None:
     from frlite.converter.core.errors import FrliteError
 
@@ -90,6 +93,7 @@ def test_damaged_file_is_one_clear_error(overflowing_out: Path, tmp_path: Path) 
         GraphExecutor(bad, "fp16")
 
 
+@pytest.mark.slow
 def test_bench_turns_precision_loss_off_for_an_unsafe_file(overflowing_out: Path) -> None:
     from frlite.android_harness.precision_policy import choose
 

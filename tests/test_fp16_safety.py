@@ -199,6 +199,7 @@ def _largest_computed_values(path: Path, x_nhwc: np.ndarray) -> dict[str, float]
     return out
 
 
+@pytest.mark.slow
 def test_converted_files_keep_the_safe_form(tmp_path: Path) -> None:
     """onnx2tf and the TFLite converter fold and reorder; after them no tensor any file computes
     comes near fp16's range on a fresh input, although its conv outputs are ~1e3 (squares ~1e6)."""

@@ -118,6 +118,7 @@ def _ship_model_code(folder: Path) -> Path:
     return folder / "MARKER"
 
 
+@pytest.mark.slow
 def test_folder_model_code_is_refused_and_never_runs(folder: Path) -> None:
     marker = _ship_model_code(folder)
     r = run_cli("parity", str(folder), "--out", str(folder.parent / "rep"), cwd=folder)  # `model` importable from cwd
@@ -134,6 +135,7 @@ def test_folder_model_code_is_refused_by_bench_parity_and_nothing_is_pushed(fold
     assert not any(c[2:3] == ["push"] for c in adb_calls(tmp_path))
 
 
+@pytest.mark.slow
 def test_trust_model_code_flag_runs_the_folders_model(folder: Path) -> None:
     marker = _ship_model_code(folder)
     r = run_cli("parity", str(folder), "--trust-model-code", "--runtimes", "torch,onnxruntime", "--format", "json",

@@ -38,6 +38,7 @@ def classifier_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_cli_passes_and_writes_three_reports(decoder_out: Path, tmp_path: Path) -> None:
     r = run_cli("parity", str(decoder_out), *DEC_ARGS, "--out", str(tmp_path / "rep"), "--variants", "default,no-opt,xnnpack,builtin")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -55,6 +56,7 @@ def test_cli_passes_and_writes_three_reports(decoder_out: Path, tmp_path: Path) 
     assert md.startswith("# Parity:") and "| tflite/idct_fp16.tflite | tflite (builtin) | pass |" in md
 
 
+@pytest.mark.slow
 def test_metrics_match_an_independent_computation(decoder_out: Path) -> None:
     rep = run_parity(decoder_out, samples=1, seed=7, reference=DEC)
     ref = rep.samples_kept["reference"]["output"][0].astype(np.float64)
@@ -69,6 +71,7 @@ def test_metrics_match_an_independent_computation(decoder_out: Path) -> None:
         assert m.cosine_similarity == pytest.approx(cos, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_same_inputs_same_report_apart_from_timings(decoder_out: Path) -> None:
     a = run_parity(decoder_out, samples=2, seed=3, reference=DEC).to_json()
     b = run_parity(decoder_out, samples=2, seed=3, reference=DEC).to_json()
@@ -76,6 +79,7 @@ def test_same_inputs_same_report_apart_from_timings(decoder_out: Path) -> None:
     assert a == b
 
 
+@pytest.mark.slow
 def test_broken_artifact_fails_with_exit_1(decoder_out: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(decoder_out, broken)
@@ -118,6 +122,7 @@ def biggest_size(folder: Path) -> int:
     return max(t.const_bytes for t in s.tensors) // 4
 
 
+@pytest.mark.slow
 def test_classification_task_metrics(classifier_out: Path) -> None:
     rep = run_parity(classifier_out, samples=3, reference=CLS)
     for res in rep.results:
@@ -126,6 +131,7 @@ def test_classification_task_metrics(classifier_out: Path) -> None:
         assert all(t.top1_agreement == 1.0 and t.top5_agreement == 1.0 for t in out.task_samples)
 
 
+@pytest.mark.slow
 def test_bad_inputs_exit_2(decoder_out: Path, tmp_path: Path) -> None:
     bad = tmp_path / "x.npy"
     np.save(bad, np.zeros((1, 8, 10, 13), np.float32))
@@ -141,6 +147,7 @@ def test_bad_inputs_exit_2(decoder_out: Path, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.slow
 def test_html_renders_in_headless_chromium(decoder_out: Path, tmp_path: Path) -> None:
     chromium = shutil.which("chromium")
     if chromium is None:

@@ -44,6 +44,7 @@ def one_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_parity_shows_progress_and_no_litert_noise(one_file: Path, tmp_path: Path) -> None:
     r = run_cli("parity", str(one_file), *MODEL, "--runtimes", "torch,tflite", "--out", str(tmp_path / "a"))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -60,6 +61,7 @@ def test_parity_shows_progress_and_no_litert_noise(one_file: Path, tmp_path: Pat
     assert "pass  tflite/dense_fp32.tflite on tflite (xnnpack)" in q.stdout  # the results themselves stay
 
 
+@pytest.mark.slow
 def test_bench_host_shows_progress_without_noise(one_file: Path, tmp_path: Path) -> None:
     r = run_cli("bench", str(one_file), "--host", "--delegate", "xnnpack", "--runs", "2", "--warmup", "0",
                 "--min-seconds", "0", "--out", str(tmp_path / "bench"))
@@ -72,6 +74,7 @@ def _child(model: Path) -> None:
     subprocess.run([sys.executable, "-c", CHILD, str(model)], check=True, timeout=120)  # stderr: inherited fd 2
 
 
+@pytest.mark.slow
 def test_filter_drops_the_litert_line_of_a_child_and_keeps_errors(one_file: Path, capfd: pytest.CaptureFixture[str]) -> None:
     model = one_file / "tflite" / "dense_fp32.tflite"
     _child(model)
@@ -115,6 +118,7 @@ def test_counted_steps_estimate_what_is_left() -> None:
     assert (plural(1, "file"), plural(3, "run")) == ("1 file", "3 runs")
 
 
+@pytest.mark.slow
 def test_convert_log_names_each_file_once_with_its_targets(overflowing_out: Path) -> None:
     """One .tflite serves tflite-cpu and tflite-gpu: its quick-parity and fp16 lines appear once each."""
     log = (overflowing_out / "convert.log").read_text().splitlines()

@@ -37,6 +37,7 @@ def test_schedule_decays_to_minnum() -> None:
     assert TruncationSchedule(numel=100, protect=255).minnum == 255
 
 
+@pytest.mark.slow
 def test_tiny_fr_model_trains_to_minnum_plus_one() -> None:
     """A few steps of FR training on synthetic data: loss falls, each layer keeps minnum + 1."""
     torch.manual_seed(0)

@@ -69,6 +69,7 @@ def test_size_dependent_graph_is_refused_when_traced_small(tmp_path: Path) -> No
                              tmp_path / "s.onnx", trace_at=reduced_example(ex), output_shapes=[shape])
 
 
+@pytest.mark.slow
 def test_convert_falls_back_to_a_full_size_export(tmp_path: Path) -> None:
     out = tmp_path / "out"
     res = convert(ConvertRequest("tests.models.small_fr:pools_to_fixed_grid", None,
@@ -79,6 +80,7 @@ def test_convert_falls_back_to_a_full_size_export(tmp_path: Path) -> None:
     assert all(a.parity.passed for a in res.manifest.artifacts)
 
 
+@pytest.mark.slow
 def test_dense_twin_runs_like_the_idct_file(tmp_path: Path) -> None:
     """The twin's folded weights come from the idct file's own ops: same outputs, no rebuild ops."""
     out = tmp_path / "out"
