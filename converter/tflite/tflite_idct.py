@@ -14,6 +14,7 @@ DEQUANTIZE output the fp16 file feeds its convolution with.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
@@ -47,7 +48,7 @@ class InjectionReport:
 _LAYER_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED")
 
 
-_FOLLOW = ("STRIDED_SLICE", "SLICE", "PAD", "PADV2", "RESHAPE", "ADD")
+_FOLLOW = ("STRIDED_SLICE", "SLICE", "PAD", "PADV2", "RESHAPE", "ADD", "DEPTH_TO_SPACE")
 
 
 def _layer_output(ed: GraphEditor, weight_tensor: int, expected: tuple[int, ...] | None = None) -> int | None:
@@ -135,12 +136,24 @@ def _input_weight(ed: GraphEditor, index: int, ndim: int) -> tuple[int, tuple[in
     return index, perm
 
 
+def _viewed_input(ed: GraphEditor, index: int, view: Any) -> tuple[int, tuple[int, ...]]:
+    """(tensor, permutation) for an input re-declared as reshape(transpose(W, perm), shape) with
+    1x1 spatial dims: channels-last (O, 1, 1, I) holds the same data in the same order, so the
+    rebuild makes transpose(W, perm) and reshapes it."""
+    if tuple(view.shape[2:]) != (1,) * (len(view.shape) - 2):
+        raise FrliteError(f"internal error: a re-declared weight input of shape {view.shape} is not 1x1")
+    return index, tuple(view.perm)
+
+
 def inject_idct(model: schema.ModelT, weights: list[FRWeight], compact: bool = True,
                 shapes: dict[str, tuple[int, ...]] | None = None,
-                input_weights: dict[str, str] | None = None) -> InjectionReport:
+                input_weights: dict[str, str] | None = None, input_views: dict[str, Any] | None = None) -> InjectionReport:
     """Rewrite `model` in place into the idct form; returns what was rebuilt and what stayed dense.
     `input_weights` (layer -> graph input name) names the weights a weight-free skeleton takes
-    as inputs; they are rebuilt in the graph and leave the inputs and the signature."""
+    as inputs; they are rebuilt in the graph and leave the inputs and the signature.
+    `input_views` (layer -> WeightView, converter/onnx/onnx_repairs.py): inputs an ONNX repair
+    re-declared as a transposed and reshaped weight (1x1, so channels-last moves no data); the
+    rebuild writes that transpose and a RESHAPE to the input's shape."""
     ed = GraphEditor(model)
     pack = ParamPack()
     plans = []
@@ -155,6 +168,9 @@ def inject_idct(model: schema.ModelT, weights: list[FRWeight], compact: bool = T
                 raise FrliteError(f"the skeleton .tflite has no input {input_weights[w.name]} for {w.name}")
             dropped_inputs.add(by_name[input_weights[w.name]])
             found: tuple[int, tuple[int, ...]] | None = _input_weight(ed, by_name[input_weights[w.name]], w.dense.ndim)
+            view = (input_views or {}).get(w.name)
+            if view is not None:
+                found = _viewed_input(ed, found[0], view)
         else:
             found = _find_weight(ed, w, taken)
         if found is None:
@@ -222,6 +238,8 @@ def inject_idct(model: schema.ModelT, weights: list[FRWeight], compact: bool = T
     replacements = []
     for i, (name, target, perm, shape, box, seg) in enumerate(plans):
         t = rebuild_weight(_TfliteOps(ed, basis), box_tensor(i), shape, box)
+        if name in (input_views or {}):
+            t = ed.reshape(t, [int(s) for s in ed.sg.tensors[target].shape])
         if ed.shape_of(t) != tuple(int(s) for s in ed.sg.tensors[target].shape):
             raise FrliteError(f"idct rebuild of {name}: shape {ed.shape_of(t)} != converted weight "
                               f"{tuple(ed.sg.tensors[target].shape)}")

@@ -1,0 +1,281 @@
+"""Exact rewrites of ONNX nodes that onnx2tf converts wrong or not at all, into ops it converts right.
+
+Each repair is recognised by the node's attributes only (never by the model it came from) and
+replaces the node by an equivalent sequence of standard ops, so ONNX Runtime gives the same
+outputs before and after (tests/test_onnx_repairs.py checks 1e-6):
+
+- `repair_strided_dilated_conv`: a Conv with stride > 1 on an axis and dilation > 1 on some
+  axis. TF's convolution refuses that pair, so onnx2tf stops. When every dilation is a multiple
+  of its stride (d = m*s), output o reads padded input s*o + s*m*j: the conv equals a stride-1
+  conv with dilation m on the padded input subsampled by s (Pad, Slice with steps s, Conv):
+  no extra arithmetic. Otherwise a stride-1 dilated conv followed by a Slice with steps s (s^2
+  times the arithmetic, still exact).
+- `repair_conv_transpose_depth_to_space`: a 2-D ConvTranspose with kernel == stride (square),
+  no pads, output_padding or dilation, groups 1. Every input pixel writes its own k x k output
+  block, so it equals a 1x1 Conv to k*k*C_out channels (weight W'[(a*k+b)*C_out+c, i] =
+  W[i, c, a, b], bias tiled k*k times) and DepthToSpace(k, DCR), also cheaper than a transposed
+  conv on phones.
+
+A weight that is a graph input (the idct mode's weight-free skeleton) is handled too: the strided
+dilated repair leaves the weight as it is; the transposed-conv repair re-declares the input in
+the 1x1 conv's layout and reports that view (WeightView: the original weight transposed by `perm`
+and reshaped to `shape`) so whoever feeds that input (tflite_idct.py) writes it in that layout.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class WeightView:
+    """A graph input now holding `reshape(transpose(original, perm), shape)`."""
+
+    perm: tuple[int, ...]
+    shape: tuple[int, ...]
+
+
+@dataclass
+class RepairResult:
+    """What one repair did to one graph: nodes rewritten (name -> options), nodes that match the
+    op but were left alone (name -> why), graph inputs it re-declared."""
+
+    rewritten: dict[str, str] = field(default_factory=dict)
+    left: dict[str, str] = field(default_factory=dict)
+    views: dict[str, WeightView] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OnnxRepair:
+    name: str
+    what: str                                            # one line for convert.log
+    sites: Callable[[onnx.GraphProto], list[onnx.NodeProto]]
+    apply: Callable[[onnx.ModelProto], RepairResult]
+
+
+def _attrs(node: onnx.NodeProto) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _weight_shape(graph: onnx.GraphProto, name: str) -> tuple[int, ...] | None:
+    for init in graph.initializer:
+        if init.name == name:
+            return tuple(init.dims)
+    for v in graph.input:
+        if v.name == name:
+            dims = v.type.tensor_type.shape.dim
+            return tuple(d.dim_value for d in dims) if all(d.HasField("dim_value") for d in dims) else None
+    return None
+
+
+@dataclass
+class _ConvOptions:
+    kernel: tuple[int, ...]
+    strides: tuple[int, ...]
+    dilations: tuple[int, ...]
+    pads: tuple[int, ...]                                # begins..., ends...
+    group: int
+    auto_pad: str
+    output_padding: tuple[int, ...]
+    output_shape: tuple[int, ...]
+
+    def describe(self, op: str) -> str:
+        text = (f"{op} kernel {'x'.join(map(str, self.kernel))} stride {'x'.join(map(str, self.strides))} "
+                f"dilation {'x'.join(map(str, self.dilations))} pads {list(self.pads)} groups {self.group}")
+        return text + (f" output_padding {list(self.output_padding)}" if any(self.output_padding) else "")
+
+
+def _options(graph: onnx.GraphProto, node: onnx.NodeProto) -> _ConvOptions | None:
+    a = _attrs(node)
+    wshape = _weight_shape(graph, node.input[1])
+    kernel = tuple(a.get("kernel_shape", wshape[2:] if wshape else ()))
+    if not kernel:
+        return None
+    n = len(kernel)
+    auto_pad = a.get("auto_pad", b"NOTSET")
+    return _ConvOptions(kernel, tuple(a.get("strides", [1] * n)), tuple(a.get("dilations", [1] * n)),
+                        tuple(a.get("pads", [0] * 2 * n)), int(a.get("group", 1)),
+                        auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad),
+                        tuple(a.get("output_padding", [0] * n)), tuple(a.get("output_shape", ())))
+
+
+def _unique(graph: onnx.GraphProto, base: str) -> str:
+    taken = {v for n in graph.node for v in (*n.input, *n.output)} | {i.name for i in graph.initializer}
+    name, i = base, 0
+    while name in taken:
+        i += 1
+        name = f"{base}_{i}"
+    return name
+
+
+def _int64_init(graph: onnx.GraphProto, base: str, values: list[int]) -> str:
+    name = _unique(graph, base)
+    graph.initializer.append(numpy_helper.from_array(np.asarray(values, dtype=np.int64), name))
+    return name
+
+
+def _replace(graph: onnx.GraphProto, node: onnx.NodeProto, new_nodes: list[onnx.NodeProto]) -> None:
+    """Put `new_nodes` where `node` was (the graph stays topologically sorted)."""
+    nodes = list(graph.node)
+    i = next(k for k, n in enumerate(nodes) if n is node)
+    del graph.node[:]
+    graph.node.extend(nodes[:i] + new_nodes + nodes[i + 1:])
+
+
+# --- Conv with stride > 1 and dilation > 1 -------------------------------------------------------
+
+def strided_dilated_sites(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    out = []
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        o = _options(graph, node)
+        if o is not None and max(o.strides) > 1 and max(o.dilations) > 1:
+            out.append(node)
+    return out
+
+
+def _strided_slice(graph: onnx.GraphProto, src: str, dst: str, strides: tuple[int, ...], tag: str) -> onnx.NodeProto:
+    n = len(strides)
+    return helper.make_node("Slice", [src, _int64_init(graph, f"{tag}_starts", [0] * n),
+                                      _int64_init(graph, f"{tag}_ends", [INT64_MAX] * n),
+                                      _int64_init(graph, f"{tag}_axes", list(range(2, 2 + n))),
+                                      _int64_init(graph, f"{tag}_steps", list(strides))],
+                            [dst], name=_unique(graph, f"{tag}_subsample"))
+
+
+def repair_strided_dilated(model: onnx.ModelProto) -> RepairResult:
+    graph, res = model.graph, RepairResult()
+    for node in strided_dilated_sites(graph):
+        o = _options(graph, node)
+        assert o is not None
+        if o.auto_pad not in ("NOTSET", "VALID"):
+            res.left[node.name] = f"auto_pad {o.auto_pad} (pads depend on the stride)"
+            continue
+        n = len(o.kernel)
+        tag = node.name.strip("/").replace("/", "_") or "conv"
+        conv_attrs = {"kernel_shape": list(o.kernel), "group": o.group, "strides": [1] * n}
+        if all(d % s == 0 for d, s in zip(o.dilations, o.strides)):
+            # pad, subsample by s, then a stride-1 conv with dilation d/s: the same arithmetic as the original
+            x, new = node.input[0], []
+            if any(o.pads):
+                padded = _unique(graph, f"{tag}_padded")
+                pads = _int64_init(graph, f"{tag}_pads", [0, 0, *o.pads[:n], 0, 0, *o.pads[n:]])
+                new.append(helper.make_node("Pad", [x, pads], [padded], name=_unique(graph, f"{tag}_pad"), mode="constant"))
+                x = padded
+            sub = _unique(graph, f"{tag}_strided")
+            new.append(_strided_slice(graph, x, sub, o.strides, tag))
+            new.append(helper.make_node("Conv", [sub, *node.input[1:]], list(node.output), name=node.name,
+                                        dilations=[d // s for d, s in zip(o.dilations, o.strides)],
+                                        pads=[0] * 2 * n, **conv_attrs))
+            form = "pad + subsample + conv"
+        else:
+            full = _unique(graph, f"{tag}_stride1")
+            new = [helper.make_node("Conv", list(node.input), [full], name=node.name, dilations=list(o.dilations),
+                                    pads=list(o.pads) if o.auto_pad == "NOTSET" else [0] * 2 * n, **conv_attrs),
+                   _strided_slice(graph, full, node.output[0], o.strides, tag)]
+            form = "stride-1 conv + subsample"
+        _replace(graph, node, new)
+        res.rewritten[node.name] = f"{o.describe('Conv')} -> {form}"
+    return res
+
+
+# --- ConvTranspose with kernel == stride ---------------------------------------------------------
+
+def _depth_to_space_blocker(graph: onnx.GraphProto, node: onnx.NodeProto, o: _ConvOptions) -> str | None:
+    """Why this ConvTranspose is not a 1x1 conv + DepthToSpace (None: it is)."""
+    if len(o.kernel) != 2 or o.kernel[0] != o.kernel[1]:
+        return "not a square 2-D kernel (DepthToSpace takes one block size)"
+    if o.group != 1:
+        return "groups > 1"
+    if any(o.pads) or any(o.output_padding) or max(o.dilations) > 1 or o.auto_pad not in ("NOTSET", "VALID"):
+        return "pads, output_padding or dilation"
+    if o.output_shape:
+        return "explicit output_shape"
+    if len(node.input) > 2 and node.input[2] and not any(i.name == node.input[2] for i in graph.initializer):
+        return "bias is not a constant"
+    w = node.input[1]
+    if not any(i.name == w for i in graph.initializer):
+        if not any(v.name == w for v in graph.input):
+            return "weight is computed in the graph"
+        if sum(list(n.input).count(w) for n in graph.node) != 1:
+            return "weight input is shared"
+    return None
+
+
+def conv_transpose_sites(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    out = []
+    for node in graph.node:
+        if node.op_type != "ConvTranspose":
+            continue
+        o = _options(graph, node)
+        if o is not None and min(o.kernel) > 1 and o.kernel == o.strides:
+            out.append(node)
+    return out
+
+
+def repair_conv_transpose(model: onnx.ModelProto) -> RepairResult:
+    graph, res = model.graph, RepairResult()
+    inits = {i.name: i for i in graph.initializer}
+    for node in conv_transpose_sites(graph):
+        o = _options(graph, node)
+        assert o is not None
+        why = _depth_to_space_blocker(graph, node, o)
+        if why is not None:
+            res.left[node.name] = f"{o.describe('ConvTranspose')}: {why}"
+            continue
+        k = o.kernel[0]
+        tag = node.name.strip("/").replace("/", "_") or "conv_transpose"
+        wshape = _weight_shape(graph, node.input[1])
+        assert wshape is not None
+        c_in, c_out = wshape[0], wshape[1]
+        view = WeightView((2, 3, 1, 0), (k * k * c_out, c_in, 1, 1))
+        if node.input[1] in inits:
+            w = numpy_helper.to_array(inits[node.input[1]])
+            w1 = np.ascontiguousarray(w.transpose(view.perm).reshape(view.shape))
+            weight = _unique(graph, f"{tag}_w1x1")
+            graph.initializer.append(numpy_helper.from_array(w1, weight))
+        else:  # a graph input: re-declared in the 1x1 layout, its feeder writes that view
+            weight = node.input[1]
+            v = next(v for v in graph.input if v.name == weight)
+            dims = v.type.tensor_type.shape.dim
+            del dims[:]
+            for size in view.shape:
+                dims.add().dim_value = size
+            res.views[weight] = view
+        ins = [node.input[0], weight]
+        if len(node.input) > 2 and node.input[2]:
+            bias = _unique(graph, f"{tag}_b1x1")
+            graph.initializer.append(numpy_helper.from_array(np.tile(numpy_helper.to_array(inits[node.input[2]]), k * k), bias))
+            ins.append(bias)
+        mid = _unique(graph, f"{tag}_blocks")
+        _replace(graph, node, [
+            helper.make_node("Conv", ins, [mid], name=node.name, kernel_shape=[1, 1], strides=[1, 1], pads=[0, 0, 0, 0]),
+            helper.make_node("DepthToSpace", [mid], list(node.output), name=_unique(graph, f"{tag}_depth_to_space"),
+                             blocksize=k, mode="DCR"),
+        ])
+        res.rewritten[node.name] = f"{o.describe('ConvTranspose')} -> 1x1 Conv + DepthToSpace"
+    _drop_unused_initializers(graph)
+    return res
+
+
+def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    keep = [i for i in graph.initializer if i.name in used]
+    if len(keep) != len(graph.initializer):
+        del graph.initializer[:]
+        graph.initializer.extend(keep)
+
+
+REPAIRS: tuple[OnnxRepair, ...] = (
+    OnnxRepair("repair_strided_dilated_conv", "Conv with stride > 1 and dilation > 1 (TF refuses it)",
+               strided_dilated_sites, repair_strided_dilated),
+    OnnxRepair("repair_conv_transpose_depth_to_space", "ConvTranspose with kernel == stride -> 1x1 Conv + DepthToSpace",
+               conv_transpose_sites, repair_conv_transpose),
+)
