@@ -97,7 +97,9 @@ def test_conv_transpose_repair_is_exact(k: int, bias: bool, weight_as_input: boo
         view = res.views["w"]
         feeds["w"] = np.ascontiguousarray(w.transpose(view.perm).reshape(view.shape))
     else:
-        assert not res.views
+        (view,) = res.views.values()
+        w1 = next(numpy_helper.to_array(i) for i in model.graph.initializer if i.name in res.views)
+        assert np.array_equal(w1, w.transpose(view.perm).reshape(view.shape))
     after = _run(model, feeds)
     assert after.shape == before.shape == (2, 8, 5 * k, 7 * k)
     assert float(np.abs(after - before).max()) <= 1e-6 * float(np.abs(before).max())
@@ -163,6 +165,8 @@ def test_repaired_models_convert_in_every_mode(name: str, tmp_path) -> None:  # 
         assert err <= (1e-4 if art.precision == "fp32" else 2e-2), (art.path, err)
         assert not art.notes, (art.path, art.notes)  # idct: every FR weight rebuilt, the repaired one too
         modes.add(art.mode)
+        if art.mode != "factorized" and art.target == "tflite-cpu":  # parity --layers finds every FR layer
+            assert sorted(art.layer_outputs) == sorted(layer['name'] for layer in manifest.fr_layers), art.path
     assert modes == {"dense", "idct", "factorized"} and len(manifest.artifacts) == 9
 
 

@@ -44,7 +44,8 @@ class WeightView:
 @dataclass
 class RepairResult:
     """What one repair did to one graph: nodes rewritten (name -> options), nodes that match the
-    op but were left alone (name -> why), graph inputs it re-declared."""
+    op but were left alone (name -> why), weights (graph inputs or initializers) it gave a new
+    layout, by name."""
 
     rewritten: dict[str, str] = field(default_factory=dict)
     left: dict[str, str] = field(default_factory=dict)
@@ -241,6 +242,7 @@ def repair_conv_transpose(model: onnx.ModelProto) -> RepairResult:
             w1 = np.ascontiguousarray(w.transpose(view.perm).reshape(view.shape))
             weight = _unique(graph, f"{tag}_w1x1")
             graph.initializer.append(numpy_helper.from_array(w1, weight))
+            res.views[weight] = view
         else:  # a graph input: re-declared in the 1x1 layout, its feeder writes that view
             weight = node.input[1]
             v = next(v for v in graph.input if v.name == weight)

@@ -58,7 +58,7 @@ class TfliteFiles(BasePass):
                         for note in ctx.notes[key]:
                             ctx.log(f"  {key}: {note}")
                     else:
-                        ctx.layer_maps[key] = fr_layer_outputs(m, ctx.weights, ctx.layer_shapes)
+                        ctx.layer_maps[key] = fr_layer_outputs(m, ctx.weights, ctx.layer_shapes, set(ctx.weight_views.values()))
                     if mode == "dense" and precision == "fp32":
                         shutil.copyfile(ctx.tflite_converted[mode], dst)
                     else:

@@ -14,7 +14,7 @@ DEQUANTIZE output the fp16 file feeds its convolution with.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
@@ -83,20 +83,42 @@ def _expected(shapes: dict[str, tuple[int, ...]] | None, name: str) -> tuple[int
 
 
 def fr_layer_outputs(model: schema.ModelT, weights: list[FRWeight],
-                     shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, int]:
+                     shapes: dict[str, tuple[int, ...]] | None = None, views: Iterable[Any] = ()) -> dict[str, int]:
     """For a converted (dense) file: layer name -> tensor index of that FR layer's output,
-    found through the weight's values like the injection does (for per-layer parity)."""
+    found through the weight's values like the injection does (for per-layer parity). `views`
+    (WeightView, converter/onnx/onnx_repairs.py): layouts an ONNX repair gave weights, tried
+    when no permutation of the weight matches."""
     ed = GraphEditor(model)
     taken: set[int] = set()
     out = {}
     for w in weights:
-        found = _find_weight(ed, w, taken)
+        found = _find_weight(ed, w, taken) or _find_viewed_weight(ed, w, taken, list(views))
         if found is not None:
             taken.add(found[0])
             idx = _layer_output(ed, found[0], _expected(shapes, w.name))
             if idx is not None:
                 out[w.name] = idx
     return out
+
+
+def _find_viewed_weight(ed: GraphEditor, w: FRWeight, taken: set[int], views: list[Any]) -> tuple[int, tuple[int, ...]] | None:
+    """(tensor, view permutation) of a constant holding a repair's view of the weight (1x1, so
+    onnx2tf's channels-last move keeps its data order), judged by value like _find_weight
+    (fp16 at fp16 precision) and following a DEQUANTIZE likewise."""
+    views = [v for v in views if len(v.perm) == w.dense.ndim and int(np.prod(v.shape)) == w.dense.size]
+    for idx in range(len(ed.sg.tensors)):
+        arr = None if idx in taken or not views else ed.constant(idx)
+        if arr is None or arr.size != w.dense.size:
+            continue
+        for view in views:
+            cand = np.ascontiguousarray(w.dense.transpose(view.perm)).reshape(arr.shape)
+            if match_permutation(arr, cand) != tuple(range(arr.ndim)):
+                continue
+            users = ed.consumers(idx)
+            if len(users) == 1 and ed.op_name(users[0]) == "DEQUANTIZE":
+                return int(users[0].outputs[0]), tuple(view.perm)
+            return idx, tuple(view.perm)
+    return None
 
 
 def _find_weight(ed: GraphEditor, w: FRWeight, taken: set[int]) -> tuple[int, tuple[int, ...]] | None:
