@@ -188,3 +188,32 @@ def test_without_the_repair_onnx2tf_refuses_in_one_line(tmp_path) -> None:  # ty
     assert "strides=2x2" in msg and "dilations=2x2" in msg and "group=4" in msg
     assert "--mode dense:" in msg and "--mode idct:" in msg and "try --mode factorized" in msg
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER"])
+@pytest.mark.parametrize("strides,dilations", [((1, 1), (2, 2)), ((2, 2), (1, 1)), ((1, 2), (3, 1))])
+def test_same_pads_repair_is_exact(auto_pad: str, strides: tuple, dilations: tuple) -> None:
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 4, 10, 11)).astype(np.float32)
+    w = rng.standard_normal((6, 4, 3, 4)).astype(np.float32)
+    model = _graph("Conv", x.shape, w, None, False, kernel_shape=[3, 4], strides=list(strides),
+                   dilations=list(dilations), auto_pad=auto_pad)
+    # the reference: the same conv with pads as ONNX defines SAME (ORT refuses SAME with dilation)
+    from frlite.converter.onnx.onnx_repairs import repair_same_pads
+
+    res = repair_same_pads(model)
+    assert list(res.rewritten) == ["/layer/Conv"]
+    (node,) = model.graph.node
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    assert "auto_pad" not in attrs
+    import torch
+
+    pads = attrs["pads"]  # begins h, w, ends h, w
+    xp = torch.nn.functional.pad(torch.from_numpy(x), (pads[1], pads[3], pads[0], pads[2]))
+    ref = torch.nn.functional.conv2d(xp, torch.from_numpy(w), stride=strides, dilation=dilations).numpy()
+    assert ref.shape[2:] == tuple(-(-s // st) for s, st in zip(x.shape[2:], strides))  # SAME keeps ceil(size / stride)
+    total = [p0 + p1 for p0, p1 in zip(pads[:2], pads[2:])]
+    extra_first = [p0 - p1 for p0, p1 in zip(pads[:2], pads[2:])]
+    assert all(e in ((0, -1) if auto_pad == "SAME_UPPER" else (0, 1)) for e, t in zip(extra_first, total))
+    got = _run(model, {"x": x})
+    assert float(np.abs(got - ref).max()) <= 1e-5 * float(np.abs(ref).max())

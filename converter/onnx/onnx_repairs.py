@@ -4,6 +4,9 @@ Each repair is recognised by the node's attributes only (never by the model it c
 replaces the node by an equivalent sequence of standard ops, so ONNX Runtime gives the same
 outputs before and after (tests/test_onnx_repairs.py checks 1e-6):
 
+- `repair_same_pads`: a Conv with auto_pad SAME_UPPER / SAME_LOWER (torch's padding='same')
+  gets the explicit pads that stand for at its static input size. ONNX Runtime refuses SAME
+  with dilation > 1, so this one also rewrites the shipped ONNX files, not only onnx2tf's input.
 - `repair_strided_dilated_conv`: a Conv with stride > 1 on an axis and dilation > 1 on some
   axis. TF's convolution refuses that pair, so onnx2tf stops. When every dilation is a multiple
   of its stride (d = m*s), output o reads padded input s*o + s*m*j: the conv equals a stride-1
@@ -58,6 +61,7 @@ class OnnxRepair:
     what: str                                            # one line for convert.log
     sites: Callable[[onnx.GraphProto], list[onnx.NodeProto]]
     apply: Callable[[onnx.ModelProto], RepairResult]
+    shipped: bool = False                                # also rewrite the shipped ONNX files (ORT needs it too)
 
 
 def _attrs(node: onnx.NodeProto) -> dict:
@@ -127,6 +131,50 @@ def _replace(graph: onnx.GraphProto, node: onnx.NodeProto, new_nodes: list[onnx.
     i = next(k for k, n in enumerate(nodes) if n is node)
     del graph.node[:]
     graph.node.extend(nodes[:i] + new_nodes + nodes[i + 1:])
+
+
+# --- Conv with auto_pad SAME_* ------------------------------------------------------------------
+
+def same_pad_sites(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    return [n for n in graph.node if n.op_type == "Conv" and (o := _options(graph, n)) is not None
+            and o.auto_pad in ("SAME_UPPER", "SAME_LOWER")]
+
+
+def _spatial_sizes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """value name -> its static dims (graph inputs and everything shape inference can tell)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    out = {}
+    for v in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        dims = v.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            out[v.name] = tuple(d.dim_value for d in dims)
+    return out
+
+
+def repair_same_pads(model: onnx.ModelProto) -> RepairResult:
+    """auto_pad SAME_UPPER / SAME_LOWER -> the explicit pads they stand for at the static input
+    size (torch exports padding='same' that way; ONNX Runtime refuses it with dilation > 1)."""
+    graph, res = model.graph, RepairResult()
+    sites = same_pad_sites(graph)
+    sizes = _spatial_sizes(model) if sites else {}
+    for node in sites:
+        o = _options(graph, node)
+        assert o is not None
+        shape = sizes.get(node.input[0])
+        if shape is None:
+            res.left[node.name] = f"{o.describe('Conv')} auto_pad {o.auto_pad}: input size unknown"
+            continue
+        begins, ends = [], []
+        for size, k, s, d in zip(shape[2:], o.kernel, o.strides, o.dilations):
+            total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+            small, large = total // 2, total - total // 2
+            begins.append(small if o.auto_pad == "SAME_UPPER" else large)
+            ends.append(large if o.auto_pad == "SAME_UPPER" else small)
+        keep = [a for a in node.attribute if a.name not in ("auto_pad", "pads")]
+        del node.attribute[:]
+        node.attribute.extend(keep + [helper.make_attribute("pads", begins + ends)])
+        res.rewritten[node.name] = f"{o.describe('Conv')} auto_pad {o.auto_pad} -> pads {begins + ends}"
+    return res
 
 
 # --- Conv with stride > 1 and dilation > 1 -------------------------------------------------------
@@ -276,6 +324,8 @@ def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
 
 
 REPAIRS: tuple[OnnxRepair, ...] = (
+    OnnxRepair("repair_same_pads", "Conv auto_pad SAME_* -> explicit pads (ONNX Runtime refuses SAME with dilation)",
+               same_pad_sites, repair_same_pads, shipped=True),
     OnnxRepair("repair_strided_dilated_conv", "Conv with stride > 1 and dilation > 1 (TF refuses it)",
                strided_dilated_sites, repair_strided_dilated),
     OnnxRepair("repair_conv_transpose_depth_to_space", "ConvTranspose with kernel == stride -> 1x1 Conv + DepthToSpace",

@@ -3,8 +3,8 @@
 The request is checked first (bad usage runs nothing), then --out (AtomicFolder.check), then the
 pass list CONVERT_PASSES runs over one ConvertContext (converter/passes/driver.py logs each pass's
 time and peak memory; the manifest lists them):
-  load_model -> open_output -> export_dense -> export_idct -> factorize -> onnx_artifacts ->
-  repair_* (exact ONNX rewrites for onnx2tf, only when a graph has the pattern) -> onnx2tf -> tflite_files -> tflite_artifacts -> annotate_artifacts -> quick_parity ->
+  load_model -> open_output -> export_dense -> export_idct -> factorize -> repair_* (exact ONNX
+  rewrites, only when a graph has the pattern) -> onnx_artifacts -> onnx2tf -> tflite_files -> tflite_artifacts -> annotate_artifacts -> quick_parity ->
   fp16_arith_check -> build_manifest
 then manifest.json and convert.log are written and the temp folder becomes --out. Each pass says
 which modes / targets it serves (`applies`); shared work (export, the onnx2tf run) happens once
@@ -50,7 +50,7 @@ from frlite.converter.passes.tflite_files import TfliteFiles
 
 # the conversion, in order; data, so a new pass is inserted (driver.insert_after), not coded in
 CONVERT_PASSES: tuple[Pass, ...] = (
-    LoadModel(), OpenOutput(), ExportDense(), ExportIdct(), Factorize(), OnnxArtifacts(), *REPAIR_PASSES, Onnx2tf(), TfliteFiles(),
+    LoadModel(), OpenOutput(), ExportDense(), ExportIdct(), Factorize(), *REPAIR_PASSES, OnnxArtifacts(), Onnx2tf(), TfliteFiles(),
     TfliteArtifacts(), AnnotateArtifacts(), QuickParity(), Fp16ArithCheck(), BuildManifest(),
 )
 

@@ -39,6 +39,9 @@ def convert_case(case: ZooCase, modes: list[str], work: Path, repairs: bool = Tr
         res = convert(req, passes=passes)
     except FrliteError as exc:
         return {"ok": False, "reason": str(exc), "seconds": round(time.perf_counter() - t0, 1)}
+    except Exception as exc:  # a crash is a finding too: recorded as such, the survey goes on
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return {"ok": False, "reason": f"crash {type(exc).__name__}: {msg}", "seconds": round(time.perf_counter() - t0, 1)}
     arts = res.manifest.artifacts
     return {"ok": True, "files": len(arts), "out": str(out), "seconds": round(time.perf_counter() - t0, 1),
             "repairs": [p.name for p in res.manifest.passes if p.name.startswith("repair_")],
