@@ -217,3 +217,21 @@ def test_same_pads_repair_is_exact(auto_pad: str, strides: tuple, dilations: tup
     assert all(e in ((0, -1) if auto_pad == "SAME_UPPER" else (0, 1)) for e, t in zip(extra_first, total))
     got = _run(model, {"x": x})
     assert float(np.abs(got - ref).max()) <= 1e-5 * float(np.abs(ref).max())
+
+
+@pytest.mark.slow
+def test_without_same_pads_repair_the_onnx_runtime_refusal_is_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """torch's padding='same' with dilation exports auto_pad SAME_UPPER, which ONNX Runtime
+    refuses: without the repair that is a one-line refusal naming the file (no traceback)."""
+    from frlite.converter.core.errors import FrliteError
+    from frlite.converter.core.shape_spec import parse_input_shape
+    from frlite.converter.passes.convert_pipeline import CONVERT_PASSES, ConvertRequest, convert
+
+    passes = [p for p in CONVERT_PASSES if p.name != "repair_same_pads"]
+    out = tmp_path / "out"
+    with pytest.raises(FrliteError) as err:
+        convert(ConvertRequest("tests.zoo.zoo_models:conv_pad_same_d2", None, [parse_input_shape("input:1x4x16x16")],
+                               out, modes=["dense"], targets=["onnx"]), passes=passes)
+    msg = str(err.value)
+    assert "\n" not in msg and "onnx/dense.onnx (does not run in onnxruntime" in msg and "SAME_UPPER" in msg
+    assert not out.exists()
