@@ -235,3 +235,31 @@ def test_without_same_pads_repair_the_onnx_runtime_refusal_is_one_line(tmp_path)
     msg = str(err.value)
     assert "\n" not in msg and "onnx/dense.onnx (does not run in onnxruntime" in msg and "SAME_UPPER" in msg
     assert not out.exists()
+
+
+def test_every_site_of_a_graph_is_repaired() -> None:
+    """Several sites in one graph (the UNet has four up-convs): each is found again after the
+    rewrites before it, and the chain stays exact."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 8, 12, 12)).astype(np.float32)
+    inits, nodes, prev = [], [], "x"
+    for i, (op, attrs, shape) in enumerate([
+            ("Conv", dict(kernel_shape=[3, 3], strides=[2, 2], dilations=[2, 2], pads=[2, 2, 2, 2]), (8, 8, 3, 3)),
+            ("ConvTranspose", dict(kernel_shape=[2, 2], strides=[2, 2]), (8, 6, 2, 2)),
+            ("Conv", dict(kernel_shape=[3, 3], strides=[2, 2], dilations=[3, 3], pads=[1, 1, 1, 1]), (6, 6, 3, 3)),
+            ("ConvTranspose", dict(kernel_shape=[3, 3], strides=[3, 3]), (6, 4, 3, 3))]):
+        inits.append(numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), f"w{i}"))
+        out = "y" if i == 3 else f"t{i}"
+        nodes.append(helper.make_node(op, [prev, f"w{i}"], [out], name=f"/n{i}/{op}", **attrs))
+        prev = out
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "c", "h", "w"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    before = _run(model, {"x": x})
+    assert len(repair_strided_dilated(model).rewritten) == 2
+    assert len(repair_conv_transpose(model).rewritten) == 2
+    onnx.checker.check_model(model)
+    assert "ConvTranspose" not in _ops(model)
+    after = _run(model, {"x": x})
+    assert after.shape == before.shape
+    assert float(np.abs(after - before).max()) <= 1e-5 * float(np.abs(before).max())

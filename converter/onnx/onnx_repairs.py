@@ -126,11 +126,21 @@ def _int64_init(graph: onnx.GraphProto, base: str, values: list[int]) -> str:
 
 
 def _replace(graph: onnx.GraphProto, node: onnx.NodeProto, new_nodes: list[onnx.NodeProto]) -> None:
-    """Put `new_nodes` where `node` was (the graph stays topologically sorted)."""
+    """Put `new_nodes` where `node` was (the graph stays topologically sorted). The node list is
+    rebuilt, so callers look each later site up again (`_outputs`, `_node`), never keep node objects."""
     nodes = list(graph.node)
     i = next(k for k, n in enumerate(nodes) if n is node)
     del graph.node[:]
     graph.node.extend(nodes[:i] + new_nodes + nodes[i + 1:])
+
+
+def _outputs(sites: list[onnx.NodeProto]) -> list[str]:
+    """Each site by its first output (unique in a graph), to find it again after a rewrite."""
+    return [n.output[0] for n in sites]
+
+
+def _node(graph: onnx.GraphProto, output: str) -> onnx.NodeProto:
+    return next(n for n in graph.node if n.output and n.output[0] == output)
 
 
 # --- Conv with auto_pad SAME_* ------------------------------------------------------------------
@@ -157,7 +167,8 @@ def repair_same_pads(model: onnx.ModelProto) -> RepairResult:
     graph, res = model.graph, RepairResult()
     sites = same_pad_sites(graph)
     sizes = _spatial_sizes(model) if sites else {}
-    for node in sites:
+    for out in _outputs(sites):
+        node = _node(graph, out)
         o = _options(graph, node)
         assert o is not None
         shape = sizes.get(node.input[0])
@@ -201,7 +212,8 @@ def _strided_slice(graph: onnx.GraphProto, src: str, dst: str, strides: tuple[in
 
 def repair_strided_dilated(model: onnx.ModelProto) -> RepairResult:
     graph, res = model.graph, RepairResult()
-    for node in strided_dilated_sites(graph):
+    for out in _outputs(strided_dilated_sites(graph)):
+        node = _node(graph, out)
         o = _options(graph, node)
         assert o is not None
         if o.auto_pad not in ("NOTSET", "VALID"):
@@ -272,7 +284,8 @@ def conv_transpose_sites(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
 def repair_conv_transpose(model: onnx.ModelProto) -> RepairResult:
     graph, res = model.graph, RepairResult()
     inits = {i.name: i for i in graph.initializer}
-    for node in conv_transpose_sites(graph):
+    for out in _outputs(conv_transpose_sites(graph)):
+        node = _node(graph, out)
         o = _options(graph, node)
         assert o is not None
         why = _depth_to_space_blocker(graph, node, o)
