@@ -5,6 +5,8 @@ leaves what it cannot rewrite alone, and the two models onnx2tf got wrong or cou
 manifest."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -149,8 +151,11 @@ def test_repaired_models_convert_in_every_mode(name: str, tmp_path) -> None:  # 
     spec, shape, repair = REPAIRED_MODELS[name]
     out = tmp_path / "out"
     convert(ConvertRequest(spec, None, [parse_input_shape(shape)], out, modes=["dense", "idct", "factorized"],
-                           targets=["onnx", "tflite-cpu"], precisions=["fp32", "fp16"]))
+                           targets=["onnx", "tflite-cpu", "tflite-gpu", "tflite-nnapi"], precisions=["fp32", "fp16"]))
     manifest = read_manifest(out)
+    for report in (out / "compat").glob("dense_*.json"):  # the ops a repair adds are delegate ops
+        ops = [op for op in json.loads(report.read_text())["ops"] if op["op"] in ("DEPTH_TO_SPACE", "STRIDED_SLICE", "PAD")]
+        assert ops and all(op["delegated"] for op in ops), (report.name, ops)
     ran = [p.name for p in manifest.passes]
     assert repair in ran and [p for p in ran if p.startswith("repair_")] == [repair]
     log = (out / "convert.log").read_text()
@@ -167,7 +172,7 @@ def test_repaired_models_convert_in_every_mode(name: str, tmp_path) -> None:  # 
         modes.add(art.mode)
         if art.mode != "factorized" and art.target == "tflite-cpu":  # parity --layers finds every FR layer
             assert sorted(art.layer_outputs) == sorted(layer['name'] for layer in manifest.fr_layers), art.path
-    assert modes == {"dense", "idct", "factorized"} and len(manifest.artifacts) == 9
+    assert modes == {"dense", "idct", "factorized"} and len(manifest.artifacts) == 21
 
 
 @pytest.mark.slow
