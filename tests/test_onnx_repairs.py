@@ -268,3 +268,38 @@ def test_every_site_of_a_graph_is_repaired() -> None:
     after = _run(model, {"x": x})
     assert after.shape == before.shape
     assert float(np.abs(after - before).max()) <= 1e-5 * float(np.abs(before).max())
+
+
+@pytest.mark.parametrize("axis", [-3, 1, -2])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_layer_norm_repair_matches_onnx_runtime(axis: int, with_bias: bool) -> None:
+    from frlite.converter.onnx.onnx_repairs import repair_layer_norm
+
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((2, 8, 5, 6)) * 3 + 1).astype(np.float32)
+    norm_shape = x.shape[axis % 4:]
+    scale = rng.standard_normal(norm_shape).astype(np.float32)
+    inits = [numpy_helper.from_array(scale, "scale")]
+    if with_bias:
+        inits.append(numpy_helper.from_array(rng.standard_normal(norm_shape).astype(np.float32), "bias"))
+    node = helper.make_node("LayerNormalization", ["x", "scale"] + (["bias"] if with_bias else []), ["y"],
+                            name="/ln/LayerNormalization", axis=axis, epsilon=1e-5)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(x.shape))], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    before = _run(model, {"x": x})
+    assert list(repair_layer_norm(model).rewritten) == ["/ln/LayerNormalization"]
+    onnx.checker.check_model(model)
+    assert "LayerNormalization" not in _ops(model)
+    after = _run(model, {"x": x})
+    assert float(np.abs(after - before).max()) <= 1e-5 * float(np.abs(before).max())
+
+
+def test_layer_norm_over_the_last_axis_is_left_alone() -> None:
+    from frlite.converter.onnx.onnx_repairs import layer_norm_sites
+
+    node = helper.make_node("LayerNormalization", ["x", "scale"], ["y"], axis=-1)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6])],
+                              [numpy_helper.from_array(np.ones(6, np.float32), "scale")])
+    assert layer_norm_sites(graph) == []

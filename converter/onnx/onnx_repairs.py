@@ -19,6 +19,10 @@ outputs before and after (tests/test_onnx_repairs.py checks 1e-6):
   W[i, c, a, b], bias tiled k*k times) and DepthToSpace(k, DCR), also cheaper than a transposed
   conv on phones.
 
+- `repair_layer_norm`: LayerNormalization over more than the last axis (torch's LayerNorm((C,
+  H, W))). onnx2tf stops on its (C, H, W) scale; written as ReduceMean / Sub / Mul / Sqrt / Div
+  with scale and bias reshaped to the input's rank (exact up to float rounding).
+
 A weight that is a graph input (the idct mode's weight-free skeleton) is handled too: the strided
 dilated repair leaves the weight as it is; the transposed-conv repair re-declares the input in
 the 1x1 conv's layout and reports that view (WeightView: the original weight transposed by `perm`
@@ -328,6 +332,72 @@ def repair_conv_transpose(model: onnx.ModelProto) -> RepairResult:
     return res
 
 
+# --- LayerNormalization over more than the last axis ---------------------------------------------
+
+def layer_norm_sites(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """LayerNormalization normalising over more than the channel-last axis: onnx2tf moves the
+    channels of a 4-D tensor last and cannot place a (C, H, W) scale (it stops on the node)."""
+    out = []
+    for node in graph.node:
+        if node.op_type == "LayerNormalization":
+            axis = int(_attrs(node).get("axis", -1))
+            if axis != -1:
+                out.append(node)
+    return out
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+
+
+def repair_layer_norm(model: onnx.ModelProto) -> RepairResult:
+    """mean / variance over the normalised axes with ReduceMean, then (x - mean) / sqrt(var + eps)
+    * scale + bias; scale and bias reshaped to the input's rank so the broadcast is explicit."""
+    graph, res = model.graph, RepairResult()
+    inits = {i.name: i for i in graph.initializer}
+    sizes = _spatial_sizes(model)
+    for out in _outputs(layer_norm_sites(graph)):
+        node = _node(graph, out)
+        a = _attrs(node)
+        shape = sizes.get(node.input[0])
+        params = [i for i in node.input[1:] if i]
+        if shape is None or any(p not in inits for p in params) or len(node.output) > 1 and any(node.output[1:]):
+            res.left[node.name] = "input rank unknown, scale / bias computed, or mean / inv-std outputs used"
+            continue
+        rank = len(shape)
+        axis = int(a.get("axis", -1)) % rank
+        axes = list(range(axis, rank))
+        tag = node.name.strip("/").replace("/", "_") or "layer_norm"
+        x = node.input[0]
+        new: list[onnx.NodeProto] = []
+
+        def step(op: str, ins: list[str], name: str, **attrs: object) -> str:
+            value = _unique(graph, f"{tag}_{name}")
+            new.append(helper.make_node(op, ins, [value], name=_unique(graph, f"{tag}_{name}_op"), **attrs))
+            return value
+
+        def reduce_mean(t: str, name: str) -> str:
+            if _opset(model) >= 18:
+                return step("ReduceMean", [t, _int64_init(graph, f"{tag}_axes", axes)], name, keepdims=1)
+            return step("ReduceMean", [t], name, axes=axes, keepdims=1)
+
+        eps = _unique(graph, f"{tag}_eps")
+        graph.initializer.append(numpy_helper.from_array(np.asarray(float(a.get("epsilon", 1e-5)), np.float32), eps))
+        centred = step("Sub", [x, reduce_mean(x, "mean")], "centred")
+        var = reduce_mean(step("Mul", [centred, centred], "square"), "var")
+        y = step("Div", [centred, step("Sqrt", [step("Add", [var, eps], "var_eps")], "std")], "normed")
+        for i, p in enumerate(params):
+            value = numpy_helper.to_array(inits[p])
+            full = _unique(graph, f"{tag}_{'scale' if i == 0 else 'bias'}")
+            graph.initializer.append(numpy_helper.from_array(value.reshape((1,) * (rank - value.ndim) + value.shape), full))
+            y = step("Mul" if i == 0 else "Add", [y, full], "scaled" if i == 0 else "shifted")
+        new[-1].output[0] = node.output[0]
+        _replace(graph, node, new)
+        res.rewritten[node.name] = f"LayerNormalization axis {a.get('axis', -1)} over {shape} -> ReduceMean form"
+    _drop_unused_initializers(graph)
+    return res
+
+
 def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
     used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
     keep = [i for i in graph.initializer if i.name in used]
@@ -341,6 +411,8 @@ REPAIRS: tuple[OnnxRepair, ...] = (
                same_pad_sites, repair_same_pads, shipped=True),
     OnnxRepair("repair_strided_dilated_conv", "Conv with stride > 1 and dilation > 1 (TF refuses it)",
                strided_dilated_sites, repair_strided_dilated),
+    OnnxRepair("repair_layer_norm", "LayerNormalization over more than the last axis -> ReduceMean form",
+               layer_norm_sites, repair_layer_norm),
     OnnxRepair("repair_conv_transpose_depth_to_space", "ConvTranspose with kernel == stride -> 1x1 Conv + DepthToSpace",
                conv_transpose_sites, repair_conv_transpose),
 )
