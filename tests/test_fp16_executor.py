@@ -128,3 +128,31 @@ def test_kernels_match_litert_on_tf_built_ops() -> None:
     ops = {op.kind for op in GraphExecutor(path, "fp32").graph.ops}
     assert {"AVERAGE_POOL_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "SOFTMAX", "LEAKY_RELU", "RELU6"} <= ops
     assert_kernels_match_litert(path)
+
+
+@pytest.mark.parametrize("mode,np_mode", [(0, "reflect"), (1, "symmetric")])
+def test_mirror_pad_kernel_is_numpy_pad(mode: int, np_mode: str) -> None:
+    """MIRROR_PAD (padding_mode='reflect' through onnx2tf; the zoo's conv_reflect): both modes of
+    the schema, against numpy's definition."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from frlite.runtimes.fp16_executor.graph import GraphOp
+    from frlite.runtimes.fp16_executor.kernels import KERNELS
+
+    opts = schema.MirrorPadOptionsT()
+    opts.mode = mode
+    x = np.arange(2 * 5 * 6 * 3, dtype=np.float32).reshape(2, 5, 6, 3)
+    pads = np.array([[0, 0], [2, 1], [1, 3], [0, 0]], dtype=np.int32)
+    (got,) = KERNELS["MIRROR_PAD"](GraphOp(0, "MIRROR_PAD", [0, 1], [2], opts),
+                                   [torch.from_numpy(x), torch.from_numpy(pads)], None)
+    assert np.array_equal(got.numpy(), np.pad(x, pads, mode=np_mode))
+
+
+@pytest.mark.slow
+def test_reflect_padded_conv_matches_litert(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    convert(ConvertRequest("tests.zoo.zoo_models:conv_reflect", None, [parse_input_shape("input:1x4x16x16")], out,
+                           modes=["dense"], targets=["tflite-cpu"], precisions=["fp32"]))
+    path = out / "tflite" / "dense_fp32.tflite"
+    assert "MIRROR_PAD" in {op.kind for op in GraphExecutor(path, "fp32").graph.ops}
+    assert_kernels_match_litert(path)

@@ -225,6 +225,22 @@ def pad(op: GraphOp, a: list, ctx: KernelContext) -> list[torch.Tensor]:
     return [F.pad(x, flat, value=value)]
 
 
+def mirror_pad(op: GraphOp, a: list, ctx: KernelContext) -> list[torch.Tensor]:
+    """MIRROR_PAD (what onnx2tf makes of padding_mode='reflect'): mode 0 REFLECT repeats no edge
+    element, mode 1 SYMMETRIC repeats it; by gathering mirrored indices along each padded axis."""
+    x, pads = a[0], _ints(a[1])
+    edge = 0 if _opt(op, "mode", 0) == 0 else 1  # SYMMETRIC starts the mirror at the edge itself
+    for d in range(x.dim()):
+        before, after = pads[2 * d], pads[2 * d + 1]
+        if not before and not after:
+            continue
+        n = x.shape[d]
+        idx = ([p - edge for p in range(before, 0, -1)] + list(range(n))
+               + [n - 1 - p + edge for p in range(1, after + 1)])
+        x = torch.index_select(x, d, torch.tensor(idx, dtype=torch.long))
+    return [x]
+
+
 def concatenation(op: GraphOp, a: list, ctx: KernelContext) -> list[torch.Tensor]:
     return [_act(op, torch.cat(a, dim=_opt(op, "axis", 0)))]
 
@@ -336,6 +352,7 @@ KERNELS: dict[str, Kernel] = {
     "CONV_2D": conv_2d,
     "DEPTHWISE_CONV_2D": depthwise_conv_2d,
     "TRANSPOSE_CONV": transpose_conv,
+    "MIRROR_PAD": mirror_pad,
     "FULLY_CONNECTED": fully_connected,
     "BATCH_MATMUL": batch_matmul,
     "ADD": _binary(torch.add),
