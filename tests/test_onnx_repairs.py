@@ -303,3 +303,24 @@ def test_layer_norm_over_the_last_axis_is_left_alone() -> None:
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6])],
                               [numpy_helper.from_array(np.ones(6, np.float32), "scale")])
     assert layer_norm_sites(graph) == []
+
+
+@pytest.mark.parametrize("attrs", [
+    dict(kernel_shape=[3, 3], strides=[2, 2], dilations=[2, 2], pads=[2, 2, 2, 2], output_padding=[1, 1]),
+    dict(kernel_shape=[2, 3], strides=[1, 2], dilations=[3, 2], pads=[0, 1, 1, 0], group=2),
+])
+def test_dilated_conv_transpose_repair_is_exact(attrs: dict) -> None:
+    from frlite.converter.onnx.onnx_repairs import repair_dilated_conv_transpose
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 8, 6, 7)).astype(np.float32)
+    w = rng.standard_normal((8, 4 // attrs.get("group", 1), *attrs["kernel_shape"])).astype(np.float32)
+    model = _graph("ConvTranspose", x.shape, w, None, False, **attrs)
+    before = _run(model, {"x": x})
+    assert list(repair_dilated_conv_transpose(model).rewritten) == ["/layer/ConvTranspose"]
+    onnx.checker.check_model(model)
+    (node,) = model.graph.node
+    assert {a.name: helper.get_attribute_value(a) for a in node.attribute}["dilations"] == [1, 1]
+    after = _run(model, {"x": x})
+    assert after.shape == before.shape
+    assert float(np.abs(after - before).max()) <= 1e-6 * float(np.abs(before).max())

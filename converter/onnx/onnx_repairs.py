@@ -19,6 +19,9 @@ outputs before and after (tests/test_onnx_repairs.py checks 1e-6):
   W[i, c, a, b], bias tiled k*k times) and DepthToSpace(k, DCR), also cheaper than a transposed
   conv on phones.
 
+- `repair_dilated_conv_transpose`: a ConvTranspose with dilation > 1 (TF lowers it to an op
+  TFLite cannot hold) gets the zero-inserted kernel of size d*(k-1)+1 and dilation 1. Needs a
+  constant weight: the weight-free skeleton keeps such a weight constant (weight_inputs.py).
 - `repair_layer_norm`: LayerNormalization over more than the last axis (torch's LayerNorm((C,
   H, W))). onnx2tf stops on its (C, H, W) scale; written as ReduceMean / Sub / Mul / Sqrt / Div
   with scale and bias reshaped to the input's rank (exact up to float rounding).
@@ -332,6 +335,45 @@ def repair_conv_transpose(model: onnx.ModelProto) -> RepairResult:
     return res
 
 
+# --- ConvTranspose with dilation > 1 --------------------------------------------------------------
+
+def dilated_conv_transpose_sites(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    return [n for n in graph.node if n.op_type == "ConvTranspose" and (o := _options(graph, n)) is not None
+            and max(o.dilations) > 1]
+
+
+def repair_dilated_conv_transpose(model: onnx.ModelProto) -> RepairResult:
+    """A dilated kernel is the plain kernel of size d*(k-1)+1 with zeros between its taps, so the
+    transposed conv becomes an undilated one with that kernel (same pads, output_padding, groups):
+    TF lowers a dilated conv2d_transpose to Conv2DBackpropInput, which TFLite cannot hold."""
+    graph, res = model.graph, RepairResult()
+    inits = {i.name: i for i in graph.initializer}
+    for out in _outputs(dilated_conv_transpose_sites(graph)):
+        node = _node(graph, out)
+        o = _options(graph, node)
+        assert o is not None
+        if node.input[1] not in inits:
+            res.left[node.name] = f"{o.describe('ConvTranspose')}: weight is not a constant"
+            continue
+        if o.auto_pad not in ("NOTSET", "VALID") or o.output_shape:
+            res.left[node.name] = f"{o.describe('ConvTranspose')}: auto_pad or output_shape"
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]])
+        n = len(o.kernel)
+        big = np.zeros(w.shape[:2] + tuple(d * (k - 1) + 1 for k, d in zip(o.kernel, o.dilations)), w.dtype)
+        big[(slice(None), slice(None), *(slice(None, None, d) for d in o.dilations))] = w
+        weight = _unique(graph, f"{node.name.strip('/').replace('/', '_') or 'conv_transpose'}_w_undilated")
+        graph.initializer.append(numpy_helper.from_array(big, weight))
+        node.input[1] = weight
+        keep = [a for a in node.attribute if a.name not in ("dilations", "kernel_shape")]
+        del node.attribute[:]
+        node.attribute.extend(keep + [helper.make_attribute("dilations", [1] * n),
+                                      helper.make_attribute("kernel_shape", list(big.shape[2:]))])
+        res.rewritten[node.name] = f"{o.describe('ConvTranspose')} -> undilated {'x'.join(map(str, big.shape[2:]))} kernel"
+    _drop_unused_initializers(graph)
+    return res
+
+
 # --- LayerNormalization over more than the last axis ---------------------------------------------
 
 def layer_norm_sites(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
@@ -411,6 +453,8 @@ REPAIRS: tuple[OnnxRepair, ...] = (
                same_pad_sites, repair_same_pads, shipped=True),
     OnnxRepair("repair_strided_dilated_conv", "Conv with stride > 1 and dilation > 1 (TF refuses it)",
                strided_dilated_sites, repair_strided_dilated),
+    OnnxRepair("repair_dilated_conv_transpose", "ConvTranspose with dilation > 1 -> undilated zero-inserted kernel",
+               dilated_conv_transpose_sites, repair_dilated_conv_transpose),
     OnnxRepair("repair_layer_norm", "LayerNormalization over more than the last axis -> ReduceMean form",
                layer_norm_sites, repair_layer_norm),
     OnnxRepair("repair_conv_transpose_depth_to_space", "ConvTranspose with kernel == stride -> 1x1 Conv + DepthToSpace",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from frlite.converter.core.errors import UnsupportedLayerError
+from frlite.converter.core.errors import FrliteError, UnsupportedLayerError
 from frlite.converter.passes.context import TFLITE_TARGETS, ConvertContext
 from frlite.converter.passes.driver import BasePass
 from frlite.converter.tflite.onnx2tf_runner import run_onnx2tf
@@ -62,7 +62,7 @@ class Onnx2tf(BasePass):
             try:
                 res = run_onnx2tf(src, work / f"onnx2tf_{mode}", dst, list(ctx.example), ctx.out_names,
                                   int8 if mode == "dense" else None, weight_inputs=weight_inputs)
-            except UnsupportedLayerError as exc:
+            except FrliteError as exc:  # onnx2tf or the TFLite converter refused this form
                 ctx.log(f"  {exc}")
                 failed[mode] = str(exc)
                 done()
