@@ -34,7 +34,7 @@ and reshaped to `shape`) so whoever feeds that input (tflite_idct.py) writes it 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import onnx
@@ -150,6 +150,15 @@ def _node(graph: onnx.GraphProto, output: str) -> onnx.NodeProto:
     return next(n for n in graph.node if n.output and n.output[0] == output)
 
 
+def _each_site(graph: onnx.GraphProto, sites: list[onnx.NodeProto]) -> Iterator[tuple[onnx.NodeProto, _ConvOptions]]:
+    """(node, its options) for every site, each looked up again after the rewrites before it."""
+    for out in _outputs(sites):
+        node = _node(graph, out)
+        o = _options(graph, node)
+        assert o is not None
+        yield node, o
+
+
 # --- Conv with auto_pad SAME_* ------------------------------------------------------------------
 
 def same_pad_sites(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
@@ -174,10 +183,7 @@ def repair_same_pads(model: onnx.ModelProto) -> RepairResult:
     graph, res = model.graph, RepairResult()
     sites = same_pad_sites(graph)
     sizes = _spatial_sizes(model) if sites else {}
-    for out in _outputs(sites):
-        node = _node(graph, out)
-        o = _options(graph, node)
-        assert o is not None
+    for node, o in _each_site(graph, sites):
         shape = sizes.get(node.input[0])
         if shape is None:
             res.left[node.name] = f"{o.describe('Conv')} auto_pad {o.auto_pad}: input size unknown"
@@ -219,10 +225,7 @@ def _strided_slice(graph: onnx.GraphProto, src: str, dst: str, strides: tuple[in
 
 def repair_strided_dilated(model: onnx.ModelProto) -> RepairResult:
     graph, res = model.graph, RepairResult()
-    for out in _outputs(strided_dilated_sites(graph)):
-        node = _node(graph, out)
-        o = _options(graph, node)
-        assert o is not None
+    for node, o in _each_site(graph, strided_dilated_sites(graph)):
         if o.auto_pad not in ("NOTSET", "VALID"):
             res.left[node.name] = f"auto_pad {o.auto_pad} (pads depend on the stride)"
             continue
@@ -291,10 +294,7 @@ def conv_transpose_sites(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
 def repair_conv_transpose(model: onnx.ModelProto) -> RepairResult:
     graph, res = model.graph, RepairResult()
     inits = {i.name: i for i in graph.initializer}
-    for out in _outputs(conv_transpose_sites(graph)):
-        node = _node(graph, out)
-        o = _options(graph, node)
-        assert o is not None
+    for node, o in _each_site(graph, conv_transpose_sites(graph)):
         why = _depth_to_space_blocker(graph, node, o)
         if why is not None:
             res.left[node.name] = f"{o.describe('ConvTranspose')}: {why}"
@@ -348,10 +348,7 @@ def repair_dilated_conv_transpose(model: onnx.ModelProto) -> RepairResult:
     TF lowers a dilated conv2d_transpose to Conv2DBackpropInput, which TFLite cannot hold."""
     graph, res = model.graph, RepairResult()
     inits = {i.name: i for i in graph.initializer}
-    for out in _outputs(dilated_conv_transpose_sites(graph)):
-        node = _node(graph, out)
-        o = _options(graph, node)
-        assert o is not None
+    for node, o in _each_site(graph, dilated_conv_transpose_sites(graph)):
         if node.input[1] not in inits:
             res.left[node.name] = f"{o.describe('ConvTranspose')}: weight is not a constant"
             continue
