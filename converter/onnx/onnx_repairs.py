@@ -2,7 +2,8 @@
 
 Each repair is recognised by the node's attributes only (never by the model it came from) and
 replaces the node by an equivalent sequence of standard ops, so ONNX Runtime gives the same
-outputs before and after (tests/test_onnx_repairs.py checks 1e-6):
+outputs before and after (tests/test_onnx_repairs.py checks 1e-6; LayerNorm 1e-5). The list
+REPAIRS is the order the passes run in (converter/passes/onnx_repair.py):
 
 - `repair_same_pads`: a Conv with auto_pad SAME_UPPER / SAME_LOWER (torch's padding='same')
   gets the explicit pads that stand for at its static input size. ONNX Runtime refuses SAME
@@ -18,7 +19,6 @@ outputs before and after (tests/test_onnx_repairs.py checks 1e-6):
   block, so it equals a 1x1 Conv to k*k*C_out channels (weight W'[(a*k+b)*C_out+c, i] =
   W[i, c, a, b], bias tiled k*k times) and DepthToSpace(k, DCR), also cheaper than a transposed
   conv on phones.
-
 - `repair_dilated_conv_transpose`: a ConvTranspose with dilation > 1 (TF lowers it to an op
   TFLite cannot hold) gets the zero-inserted kernel of size d*(k-1)+1 and dilation 1. Needs a
   constant weight: the weight-free skeleton keeps such a weight constant (weight_inputs.py).
@@ -26,8 +26,8 @@ outputs before and after (tests/test_onnx_repairs.py checks 1e-6):
   H, W))). onnx2tf stops on its (C, H, W) scale; written as ReduceMean / Sub / Mul / Sqrt / Div
   with scale and bias reshaped to the input's rank (exact up to float rounding).
 
-A weight that is a graph input (the idct mode's weight-free skeleton) is handled too: the strided
-dilated repair leaves the weight as it is; the transposed-conv repair re-declares the input in
+A weight that is a graph input (the idct mode's weight-free skeleton) is handled too: the same-pads,
+strided dilated and LayerNorm repairs leave weights as they are; the transposed-conv repair re-declares the input in
 the 1x1 conv's layout and reports that view (WeightView: the original weight transposed by `perm`
 and reshaped to `shape`) so whoever feeds that input (tflite_idct.py) writes it in that layout.
 """
