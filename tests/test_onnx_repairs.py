@@ -324,3 +324,24 @@ def test_dilated_conv_transpose_repair_is_exact(attrs: dict) -> None:
     after = _run(model, {"x": x})
     assert after.shape == before.shape
     assert float(np.abs(after - before).max()) <= 1e-6 * float(np.abs(before).max())
+
+
+def test_erf_repair_is_within_its_bound() -> None:
+    """Erf has no builtin-op form; the polynomial stays within A&S 7.1.26's 1.5e-7 (plus fp32
+    rounding) everywhere, and exactly odd, zero at zero."""
+    from frlite.converter.onnx.onnx_repairs import repair_erf
+
+    x = np.concatenate([np.linspace(-6, 6, 20001), [0.0, 1e-6, -1e-6, 3e-5, -3e-5]]).astype(np.float32)
+    node = helper.make_node("Erf", ["x"], ["y"], name="/gelu/Erf")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [x.size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [x.size])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    before = _run(model, {"x": x})
+    assert list(repair_erf(model).rewritten) == ["/gelu/Erf"]
+    onnx.checker.check_model(model)
+    assert "Erf" not in _ops(model)
+    after = _run(model, {"x": x})
+    big = np.abs(x) >= 2.0 ** -14
+    assert float(np.abs(after - before)[big].max()) <= 5e-7
+    assert float(np.abs(after - before).max()) <= 7e-5 and after[x.size - 5] == 0.0
+    assert np.array_equal(after[:10000], -after[10001:20001][::-1])

@@ -22,6 +22,8 @@ REPAIRS is the order the passes run in (converter/passes/onnx_repair.py):
 - `repair_dilated_conv_transpose`: a ConvTranspose with dilation > 1 (TF lowers it to an op
   TFLite cannot hold) gets the zero-inserted kernel of size d*(k-1)+1 and dilation 1. Needs a
   constant weight: the weight-free skeleton keeps such a weight constant (weight_inputs.py).
+- `repair_erf`: Erf (torch's exact GELU), which the TFLite converter cannot hold, as the
+  Abramowitz-Stegun 7.1.26 polynomial in builtin ops: not bit-exact, |error| <= 1.5e-7.
 - `repair_layer_norm`: LayerNormalization over more than the last axis (torch's LayerNorm((C,
   H, W))). onnx2tf stops on its (C, H, W) scale; written as ReduceMean / Sub / Mul / Sqrt / Div
   with scale and bias reshaped to the input's rank (exact up to float rounding).
@@ -371,6 +373,57 @@ def repair_dilated_conv_transpose(model: onnx.ModelProto) -> RepairResult:
     return res
 
 
+# --- Erf (exact GELU) -------------------------------------------------------------------------------
+
+# Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7 for x >= 0
+_ERF_P = 0.3275911
+_ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+_SIGN_FLOOR = 2.0 ** -14  # smallest normal fp16: stays nonzero in fp16 files
+
+
+def erf_sites(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    return [n for n in graph.node if n.op_type == "Erf"]
+
+
+def repair_erf(model: onnx.ModelProto) -> RepairResult:
+    """Erf (torch's exact GELU) -> A&S 7.1.26 with builtin ops: 1 - poly(t) * exp(-x^2) with
+    t = 1 / (1 + p|x|), times x / max(|x|, 2^-14) for the sign. The TFLite converter has no Erf
+    builtin (it stops on tf.Erf). Not bit-exact: |error| <= 1.5e-7, and below |x| = 6e-5 the
+    sign factor scales a value already below 7e-5."""
+    graph, res = model.graph, RepairResult()
+    for out in _outputs(erf_sites(graph)):
+        node = _node(graph, out)
+        tag = node.name.strip("/").replace("/", "_") or "erf"
+        new: list[onnx.NodeProto] = []
+
+        def const(value: float, name: str) -> str:
+            c = _unique(graph, f"{tag}_{name}")
+            graph.initializer.append(numpy_helper.from_array(np.asarray(value, np.float32), c))
+            return c
+
+        def step(op: str, ins: list[str], name: str) -> str:
+            value = _unique(graph, f"{tag}_{name}")
+            new.append(helper.make_node(op, ins, [value], name=_unique(graph, f"{tag}_{name}_op")))
+            return value
+
+        x = node.input[0]
+        ax = step("Abs", [x], "abs")
+        t = step("Div", [const(1.0, "one"), step("Add", [step("Mul", [ax, const(_ERF_P, "p")], "px"),
+                                                          const(1.0, "one_b")], "den")], "t")
+        poly = const(_ERF_A[-1], "a5")
+        for i, a in reversed(list(enumerate(_ERF_A[:-1]))):
+            poly = step("Add", [step("Mul", [poly, t], f"h{i}"), const(a, f"a{i + 1}")], f"p{i}")
+        poly = step("Mul", [poly, t], "poly")
+        decay = step("Exp", [step("Mul", [step("Mul", [ax, ax], "sq"), const(-1.0, "minus")], "neg_sq")], "exp")
+        magnitude = step("Sub", [const(1.0, "one_c"), step("Mul", [poly, decay], "tail")], "mag")
+        sign = step("Div", [x, step("Max", [ax, const(_SIGN_FLOOR, "floor")], "safe_abs")], "sign")
+        step("Mul", [magnitude, sign], "erf")
+        new[-1].output[0] = node.output[0]
+        _replace(graph, node, new)
+        res.rewritten[node.name] = "Erf -> Abramowitz-Stegun 7.1.26 (|error| <= 1.5e-7)"
+    return res
+
+
 # --- LayerNormalization over more than the last axis ---------------------------------------------
 
 def layer_norm_sites(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
@@ -452,6 +505,8 @@ REPAIRS: tuple[OnnxRepair, ...] = (
                strided_dilated_sites, repair_strided_dilated),
     OnnxRepair("repair_dilated_conv_transpose", "ConvTranspose with dilation > 1 -> undilated zero-inserted kernel",
                dilated_conv_transpose_sites, repair_dilated_conv_transpose),
+    OnnxRepair("repair_erf", "Erf (exact GELU) -> builtin-op polynomial, |error| <= 1.5e-7",
+               erf_sites, repair_erf),
     OnnxRepair("repair_layer_norm", "LayerNormalization over more than the last axis -> ReduceMean form",
                layer_norm_sites, repair_layer_norm),
     OnnxRepair("repair_conv_transpose_depth_to_space", "ConvTranspose with kernel == stride -> 1x1 Conv + DepthToSpace",
