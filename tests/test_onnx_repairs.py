@@ -39,6 +39,19 @@ def _ops(model: onnx.ModelProto) -> list[str]:
     return [n.op_type for n in model.graph.node]
 
 
+def _one_node_before_after(node: onnx.NodeProto, x: np.ndarray, inits: list, repair) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def,type-arg]
+    """ORT outputs of a one-node model on `x` before and after `repair`, which must rewrite the
+    node away (checked)."""
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(x.shape))], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    before = _run(model, {"x": x})
+    assert list(repair(model).rewritten) == [node.name]
+    onnx.checker.check_model(model)
+    assert node.op_type not in _ops(model)
+    return before, _run(model, {"x": x})
+
+
 CONV_CASES = [  # kernel, strides, dilations, pads (begins..., ends...), group, channels in, out
     ((3, 3), (2, 2), (2, 2), (2, 2, 2, 2), 4, 8, 8),      # the issue's: d multiple of s
     ((3, 3), (2, 2), (3, 3), (1, 0, 2, 3), 1, 4, 6),      # d not a multiple of s, asymmetric pads
@@ -284,14 +297,7 @@ def test_layer_norm_repair_matches_onnx_runtime(axis: int, with_bias: bool) -> N
         inits.append(numpy_helper.from_array(rng.standard_normal(norm_shape).astype(np.float32), "bias"))
     node = helper.make_node("LayerNormalization", ["x", "scale"] + (["bias"] if with_bias else []), ["y"],
                             name="/ln/LayerNormalization", axis=axis, epsilon=1e-5)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(x.shape))], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    before = _run(model, {"x": x})
-    assert list(repair_layer_norm(model).rewritten) == ["/ln/LayerNormalization"]
-    onnx.checker.check_model(model)
-    assert "LayerNormalization" not in _ops(model)
-    after = _run(model, {"x": x})
+    before, after = _one_node_before_after(node, x, inits, repair_layer_norm)
     assert float(np.abs(after - before).max()) <= 1e-5 * float(np.abs(before).max())
 
 
@@ -332,15 +338,7 @@ def test_erf_repair_is_within_its_bound() -> None:
     from frlite.converter.onnx.onnx_repairs import repair_erf
 
     x = np.concatenate([np.linspace(-6, 6, 20001), [0.0, 1e-6, -1e-6, 3e-5, -3e-5]]).astype(np.float32)
-    node = helper.make_node("Erf", ["x"], ["y"], name="/gelu/Erf")
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [x.size])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [x.size])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    before = _run(model, {"x": x})
-    assert list(repair_erf(model).rewritten) == ["/gelu/Erf"]
-    onnx.checker.check_model(model)
-    assert "Erf" not in _ops(model)
-    after = _run(model, {"x": x})
+    before, after = _one_node_before_after(helper.make_node("Erf", ["x"], ["y"], name="/gelu/Erf"), x, [], repair_erf)
     big = np.abs(x) >= 2.0 ** -14
     assert float(np.abs(after - before)[big].max()) <= 5e-7
     assert float(np.abs(after - before).max()) <= 7e-5 and after[x.size - 5] == 0.0
