@@ -156,3 +156,28 @@ def test_reflect_padded_conv_matches_litert(tmp_path: Path) -> None:
     path = out / "tflite" / "dense_fp32.tflite"
     assert "MIRROR_PAD" in {op.kind for op in GraphExecutor(path, "fp32").graph.ops}
     assert_kernels_match_litert(path)
+
+
+def test_split_kernel_gives_equal_parts() -> None:
+    """SPLIT (onnx2tf's grouped ConvTranspose2d; the zoo's tconv_k2_s2_g2)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from frlite.runtimes.fp16_executor.graph import GraphOp
+    from frlite.runtimes.fp16_executor.kernels import KERNELS
+
+    opts = schema.SplitOptionsT()
+    opts.numSplits = 3
+    x = torch.arange(2 * 4 * 5 * 6, dtype=torch.float32).reshape(2, 4, 5, 6)
+    parts = KERNELS["SPLIT"](GraphOp(0, "SPLIT", [0, 1], [2, 3, 4], opts), [torch.tensor([3], dtype=torch.int32), x], None)
+    assert [tuple(p.shape) for p in parts] == [(2, 4, 5, 2)] * 3
+    assert torch.equal(torch.cat(parts, dim=3), x)
+
+
+@pytest.mark.slow
+def test_grouped_transposed_conv_matches_litert(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    convert(ConvertRequest("tests.zoo.zoo_models:tconv_k2_s2_g2", None, [parse_input_shape("input:1x4x16x16")], out,
+                           modes=["dense"], targets=["tflite-cpu"], precisions=["fp32"]))
+    path = out / "tflite" / "dense_fp32.tflite"
+    assert "SPLIT" in {op.kind for op in GraphExecutor(path, "fp32").graph.ops}
+    assert_kernels_match_litert(path)

@@ -241,6 +241,12 @@ def mirror_pad(op: GraphOp, a: list, ctx: KernelContext) -> list[torch.Tensor]:
     return [x]
 
 
+def split(op: GraphOp, a: list, ctx: KernelContext) -> list[torch.Tensor]:
+    """SPLIT (onnx2tf's grouped transposed conv): inputs (axis, tensor), numSplits equal parts."""
+    axis = int(a[0].reshape(-1)[0])
+    return list(torch.chunk(a[1], _opt(op, "numSplits", len(op.outputs)), dim=axis))
+
+
 def concatenation(op: GraphOp, a: list, ctx: KernelContext) -> list[torch.Tensor]:
     return [_act(op, torch.cat(a, dim=_opt(op, "axis", 0)))]
 
@@ -353,6 +359,7 @@ KERNELS: dict[str, Kernel] = {
     "DEPTHWISE_CONV_2D": depthwise_conv_2d,
     "TRANSPOSE_CONV": transpose_conv,
     "MIRROR_PAD": mirror_pad,
+    "SPLIT": split,
     "FULLY_CONNECTED": fully_connected,
     "BATCH_MATMUL": batch_matmul,
     "ADD": _binary(torch.add),
