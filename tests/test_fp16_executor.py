@@ -181,3 +181,16 @@ def test_grouped_transposed_conv_matches_litert(tmp_path: Path) -> None:
     path = out / "tflite" / "dense_fp32.tflite"
     assert "SPLIT" in {op.kind for op in GraphExecutor(path, "fp32").graph.ops}
     assert_kernels_match_litert(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["up_nearest", "up_bilinear", "up_bilinear_ac"])
+def test_resize_kernels_match_litert(case: str, tmp_path: Path) -> None:
+    """RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR (Upsample nearest, bilinear with and without
+    align_corners; the zoo's up_* cases), op by op against LiteRT's own kernels."""
+    out = tmp_path / "out"
+    convert(ConvertRequest(f"tests.zoo.zoo_models:{case}", None, [parse_input_shape("input:1x4x16x16")], out,
+                           modes=["dense"], targets=["tflite-cpu"], precisions=["fp32"]))
+    path = out / "tflite" / "dense_fp32.tflite"
+    assert {op.kind for op in GraphExecutor(path, "fp32").graph.ops} & {"RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"}
+    assert_kernels_match_litert(path)

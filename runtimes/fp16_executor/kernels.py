@@ -247,6 +247,49 @@ def split(op: GraphOp, a: list, ctx: KernelContext) -> list[torch.Tensor]:
     return list(torch.chunk(a[1], _opt(op, "numSplits", len(op.outputs)), dim=axis))
 
 
+def _resize_scale(op: GraphOp, n_in: int, n_out: int) -> float:
+    if _opt(op, "alignCorners", False) and n_out > 1:
+        return (n_in - 1) / (n_out - 1)
+    return n_in / n_out
+
+
+def _nearest_index(op: GraphOp, n_in: int, n_out: int) -> torch.Tensor:
+    """LiteRT's GetNearestNeighbor, in float32 like the reference kernel."""
+    scale = torch.tensor(_resize_scale(op, n_in, n_out), dtype=torch.float32)
+    half = _opt(op, "halfPixelCenters", False)
+    pos = (torch.arange(n_out, dtype=torch.float32) + (0.5 if half else 0.0)) * scale
+    idx = torch.round(pos) if _opt(op, "alignCorners", False) else torch.floor(pos)
+    return idx.long().clamp(0 if half else -(2**31), n_in - 1)
+
+
+def resize_nearest(op: GraphOp, a: list, ctx: KernelContext) -> list[torch.Tensor]:
+    """RESIZE_NEAREST_NEIGHBOR (NHWC; Upsample(mode='nearest') through onnx2tf)."""
+    x, (h, w) = a[0], _ints(a[1])
+    x = torch.index_select(x, 1, _nearest_index(op, x.shape[1], h))
+    return [torch.index_select(x, 2, _nearest_index(op, x.shape[2], w))]
+
+
+def _bilinear_axis(op: GraphOp, n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(lower index, upper index, weight of the upper) per output position, as LiteRT's
+    ComputeInterpolationValues: the weight is taken from the unclamped position."""
+    scale = torch.tensor(_resize_scale(op, n_in, n_out), dtype=torch.float32)
+    pos = torch.arange(n_out, dtype=torch.float32)
+    pos = (pos + 0.5) * scale - 0.5 if _opt(op, "halfPixelCenters", False) else pos * scale
+    lo = torch.floor(pos).clamp(min=0)
+    hi = torch.ceil(pos).clamp(max=n_in - 1)
+    return lo.long(), hi.long(), pos - lo
+
+
+def resize_bilinear(op: GraphOp, a: list, ctx: KernelContext) -> list[torch.Tensor]:
+    """RESIZE_BILINEAR (NHWC; Upsample(mode='bilinear'), align_corners either way)."""
+    x, (h, w) = a[0], _ints(a[1])
+    y0, y1, wy = _bilinear_axis(op, x.shape[1], h)
+    x0, x1, wx = _bilinear_axis(op, x.shape[2], w)
+    wy, wx = wy.to(x.dtype).view(1, -1, 1, 1), wx.to(x.dtype).view(1, 1, -1, 1)
+    rows = torch.index_select(x, 1, y0) * (1 - wy) + torch.index_select(x, 1, y1) * wy
+    return [torch.index_select(rows, 2, x0) * (1 - wx) + torch.index_select(rows, 2, x1) * wx]
+
+
 def concatenation(op: GraphOp, a: list, ctx: KernelContext) -> list[torch.Tensor]:
     return [_act(op, torch.cat(a, dim=_opt(op, "axis", 0)))]
 
@@ -360,6 +403,8 @@ KERNELS: dict[str, Kernel] = {
     "TRANSPOSE_CONV": transpose_conv,
     "MIRROR_PAD": mirror_pad,
     "SPLIT": split,
+    "RESIZE_NEAREST_NEIGHBOR": resize_nearest,
+    "RESIZE_BILINEAR": resize_bilinear,
     "FULLY_CONNECTED": fully_connected,
     "BATCH_MATMUL": batch_matmul,
     "ADD": _binary(torch.add),
