@@ -128,14 +128,14 @@ class _LayerNormCHW(nn.Module):
 def _bn(affine: bool = True, running: bool = True) -> Callable[[], nn.Module]:
     def make() -> nn.Module:
         bn = nn.BatchNorm2d(8, affine=affine, track_running_stats=running)
+        g = torch.Generator().manual_seed(5)  # every build of a case is the same model
         if running:
-            g = torch.Generator().manual_seed(5)
             bn.running_mean.copy_(torch.randn(8, generator=g) * 0.3)
             bn.running_var.copy_(torch.rand(8, generator=g) + 0.5)
         if affine:
             with torch.no_grad():
-                bn.weight.uniform_(0.5, 1.5)
-                bn.bias.uniform_(-0.2, 0.2)
+                bn.weight.uniform_(0.5, 1.5, generator=g)
+                bn.bias.uniform_(-0.2, 0.2, generator=g)
         return bn
     return make
 
