@@ -53,11 +53,13 @@ def _out_channels(body: nn.Module, default: int) -> int:
 
 
 def _conv(**kw: Any) -> Callable[[], nn.Module]:
-    return lambda: _Wrap(FRConv2d(8, kw.pop("out", 8), **kw))
+    opts = {k: v for k, v in kw.items() if k != "out"}  # never mutated: every build is the same model
+    return lambda: _Wrap(FRConv2d(8, kw.get("out", 8), **opts))
 
 
 def _tconv(**kw: Any) -> Callable[[], nn.Module]:
-    return lambda: _Wrap(FRConvTranspose2d(8, kw.pop("out", 8), **kw))
+    opts = {k: v for k, v in kw.items() if k != "out"}
+    return lambda: _Wrap(FRConvTranspose2d(8, kw.get("out", 8), **opts))
 
 
 def _seq(*layers: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
