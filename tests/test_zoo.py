@@ -4,8 +4,8 @@ survey, every artifact run on its own against PyTorch.
 - fast: a couple of cases converted alone (`make test-fast`);
 - slow: the whole zoo as ONE model (zoo_models.AllInOne: every case side by side, each with its
   own outputs), so onnx2tf runs once per mode for all cases, and each case's output is checked
-  on its own; and every case the zoo expects refused is refused, in the modes it names only,
-  with its reason.
+  on its own. Since the repair passes no case is refused; a case that is would fail this test
+  and be found by the survey.
 Per-case results with attribution: tests/zoo/survey.py and docs/coverage.md.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from frlite.converter.models.model_spec import build_model
 from frlite.converter.passes.convert_pipeline import ConvertRequest, convert
 from frlite.runtimes.loader import open_artifact
 from tests.zoo.survey import MODES, PRECISIONS, TARGETS, convert_case
-from tests.zoo.zoo_models import CASES, ZooCase, all_in_one, converting_cases
+from tests.zoo.zoo_models import CASES, ZooCase, all_in_one
 
 
 def _errors_against_pytorch(spec: str, input_specs: list[str], out: Path) -> dict[tuple[str, str], float]:
@@ -59,7 +59,7 @@ def test_zoo_case_alone(case: ZooCase, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_whole_zoo_converts_in_every_mode(tmp_path: Path) -> None:
     model = all_in_one()
-    cases = converting_cases()
+    cases = CASES
     xs = [torch.rand(parse_input_shape(s).shape) for s in model.input_specs]
     names = []
     with torch.no_grad():
@@ -76,14 +76,3 @@ def test_whole_zoo_converts_in_every_mode(tmp_path: Path) -> None:
     bad = {k: e for k, e in errors.items() if not e <= _limit(k[0])}
     assert not bad, bad
     assert {name for _, name in errors} == set(names)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("case", [c for c in CASES if c.refused], ids=lambda c: c.name)
-def test_zoo_case_refused_with_its_reason(case: ZooCase, tmp_path: Path) -> None:
-    for mode in MODES:
-        alone = convert_case(case, [mode], tmp_path)
-        if mode in case.refused:
-            assert not alone["ok"] and case.refused[mode] in alone["reason"] and "\n" not in alone["reason"], alone
-        else:
-            assert alone["ok"], (mode, alone.get("reason"))

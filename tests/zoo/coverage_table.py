@@ -18,7 +18,9 @@ _SHORT = {"repair_strided_dilated_conv": "strided-dilated repair", "repair_same_
 # cases this change fixed outside the repair passes (so `--before` cannot re-measure them): the
 # fp16-arith check of the GPU / NNAPI files had no kernel for an op onnx2tf writes, which
 # refused those targets; the onnx and tflite-cpu files converted (3 of 7 files per mode)
-KERNEL_FIXES = {"conv_reflect": "MIRROR_PAD", "conv_replicate": "MIRROR_PAD", "tconv_k2_s2_g2": "SPLIT"}
+KERNEL_FIXES = {"conv_reflect": "MIRROR_PAD", "conv_replicate": "MIRROR_PAD", "tconv_k2_s2_g2": "SPLIT",
+                "up_nearest": "RESIZE_NEAREST_NEIGHBOR", "up_bilinear": "RESIZE_BILINEAR",
+                "up_bilinear_ac": "RESIZE_BILINEAR"}
 
 
 def _cell(result: dict, case: str = "") -> str:

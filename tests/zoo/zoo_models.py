@@ -9,7 +9,7 @@ survey (tests/zoo/survey.py) and the tests (tests/test_zoo.py) build the same mo
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -26,8 +26,6 @@ class ZooCase:
     build: Callable[[], nn.Module]
     inputs: tuple[str, ...] = ("input:1x4x16x16",)
     fast: bool = False                            # in `make test-fast`
-    # mode -> substring of the one line frlite refuses it with (expected, measured by the survey)
-    refused: dict[str, str] = field(default_factory=dict)
 
 
 class _Wrap(nn.Module):
@@ -205,8 +203,6 @@ _LAYER_AXES: list[tuple[str, str, Callable[[], nn.Module], dict[str, Any]]] = [
 ]
 
 _FAST = {"head_adaptive_avg", "two_inputs_two_outputs"}  # the repairs have their own fast tests
-# modes refused, with the reason's key words; measured by the survey (docs/coverage.md)
-_REFUSED: dict[str, dict[str, str]] = {}
 
 
 def _cases() -> list[ZooCase]:
@@ -214,14 +210,13 @@ def _cases() -> list[ZooCase]:
     for name, kw in _CONV_AXES:
         opts = ", ".join(f"{k}={v}" for k, v in kw.items())
         n = f"conv_{name}"
-        out.append(ZooCase(n, f"FR Conv2d({opts})", _conv(**dict(kw)), fast=n in _FAST, refused=_REFUSED.get(n, {})))
+        out.append(ZooCase(n, f"FR Conv2d({opts})", _conv(**kw), fast=n in _FAST))
     for name, kw in _TCONV_AXES:
         opts = ", ".join(f"{k}={v}" for k, v in kw.items())
         n = f"tconv_{name}"
-        out.append(ZooCase(n, f"FR ConvTranspose2d({opts})", _tconv(**dict(kw)), fast=n in _FAST,
-                           refused=_REFUSED.get(n, {})))
+        out.append(ZooCase(n, f"FR ConvTranspose2d({opts})", _tconv(**kw), fast=n in _FAST))
     for name, covers, build, extra in _LAYER_AXES:
-        out.append(ZooCase(name, covers, build, **{"refused": _REFUSED.get(name, {}), "fast": name in _FAST, **extra}))
+        out.append(ZooCase(name, covers, build, **{"fast": name in _FAST, **extra}))
     return out
 
 
@@ -254,13 +249,9 @@ class AllInOne(nn.Module):
         return tuple(outs)
 
 
-def converting_cases() -> list[ZooCase]:
-    """The cases expected to convert in every mode (the all-in-one model holds these)."""
-    return [c for c in CASES if not c.refused]
-
-
 def all_in_one() -> nn.Module:
-    return AllInOne(converting_cases())
+    """Every case converts in every mode since the repair passes (docs/coverage.md): all of them."""
+    return AllInOne(CASES)
 
 
 def __getattr__(name: str) -> Callable[[], nn.Module]:
