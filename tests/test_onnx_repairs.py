@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from frlite.converter.onnx.onnx_repairs import repair_conv_transpose, repair_strided_dilated
+from frlite.converter.onnx.onnx_repairs import conv_transpose_sites, repair_conv_transpose, repair_strided_dilated
 
 
 def _graph(op: str, x_shape: tuple[int, ...], w: np.ndarray, b: np.ndarray | None, weight_as_input: bool,
@@ -130,6 +130,7 @@ def test_conv_transpose_repair_leaves_what_it_cannot_rewrite(attrs: dict, why: s
     kernel = attrs["kernel_shape"]
     w = np.ones((8, 4 // attrs.get("group", 1), *kernel), np.float32)
     model = _graph("ConvTranspose", (1, 8, 4, 4), w, None, False, **attrs)
+    assert conv_transpose_sites(model.graph) == []  # the pass does not apply: it is not named
     res = repair_conv_transpose(model)
     assert not res.rewritten and why in res.left["/layer/ConvTranspose"]
     assert _ops(model) == ["ConvTranspose"]

@@ -283,6 +283,13 @@ def _depth_to_space_blocker(graph: onnx.GraphProto, node: onnx.NodeProto, o: _Co
 
 
 def conv_transpose_sites(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """The transposed convs this repair rewrites (a pass applies, and is named, only for these)."""
+    return [n for n in _kernel_is_stride(graph) if _depth_to_space_blocker(graph, n, _options(graph, n)) is None]  # type: ignore[arg-type]
+
+
+def _kernel_is_stride(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """Every ConvTranspose whose kernel equals its stride, rewritable or not (the look-alikes
+    left alone are logged with the reason)."""
     out = []
     for node in graph.node:
         if node.op_type != "ConvTranspose":
@@ -296,7 +303,7 @@ def conv_transpose_sites(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
 def repair_conv_transpose(model: onnx.ModelProto) -> RepairResult:
     graph, res = model.graph, RepairResult()
     inits = {i.name: i for i in graph.initializer}
-    for node, o in _each_site(graph, conv_transpose_sites(graph)):
+    for node, o in _each_site(graph, _kernel_is_stride(graph)):
         why = _depth_to_space_blocker(graph, node, o)
         if why is not None:
             res.left[node.name] = f"{o.describe('ConvTranspose')}: {why}"
@@ -339,9 +346,22 @@ def repair_conv_transpose(model: onnx.ModelProto) -> RepairResult:
 
 # --- ConvTranspose with dilation > 1 --------------------------------------------------------------
 
-def dilated_conv_transpose_sites(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+def _dilated_conv_transposes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
     return [n for n in graph.node if n.op_type == "ConvTranspose" and (o := _options(graph, n)) is not None
             and max(o.dilations) > 1]
+
+
+def _undilate_blocker(graph: onnx.GraphProto, node: onnx.NodeProto, o: _ConvOptions) -> str | None:
+    if not any(i.name == node.input[1] for i in graph.initializer):
+        return "weight is not a constant"
+    if o.auto_pad not in ("NOTSET", "VALID") or o.output_shape:
+        return "auto_pad or output_shape"
+    return None
+
+
+def dilated_conv_transpose_sites(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """The dilated transposed convs this repair rewrites."""
+    return [n for n in _dilated_conv_transposes(graph) if _undilate_blocker(graph, n, _options(graph, n)) is None]  # type: ignore[arg-type]
 
 
 def repair_dilated_conv_transpose(model: onnx.ModelProto) -> RepairResult:
@@ -350,12 +370,10 @@ def repair_dilated_conv_transpose(model: onnx.ModelProto) -> RepairResult:
     TF lowers a dilated conv2d_transpose to Conv2DBackpropInput, which TFLite cannot hold."""
     graph, res = model.graph, RepairResult()
     inits = {i.name: i for i in graph.initializer}
-    for node, o in _each_site(graph, dilated_conv_transpose_sites(graph)):
-        if node.input[1] not in inits:
-            res.left[node.name] = f"{o.describe('ConvTranspose')}: weight is not a constant"
-            continue
-        if o.auto_pad not in ("NOTSET", "VALID") or o.output_shape:
-            res.left[node.name] = f"{o.describe('ConvTranspose')}: auto_pad or output_shape"
+    for node, o in _each_site(graph, _dilated_conv_transposes(graph)):
+        why = _undilate_blocker(graph, node, o)
+        if why is not None:
+            res.left[node.name] = f"{o.describe('ConvTranspose')}: {why}"
             continue
         w = numpy_helper.to_array(inits[node.input[1]])
         n = len(o.kernel)
