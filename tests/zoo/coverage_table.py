@@ -55,8 +55,8 @@ def table(rows: list[dict]) -> str:
     seconds = sum(r["all_modes"]["seconds"] for r in rows)
     head = (f"{len(rows)} models x {len(MODES)} modes x {len(TARGETS)} targets x {len(PRECISIONS)} precisions "
             f"= {total} files ({per_case} per model: ONNX files are fp32 only). "
-            f"Converted and parity-checked: **{before} of {total} before the repair passes, {after} of {total} "
-            f"after**. Survey time {seconds / 60:.1f} min for the all-modes conversions (2 shared cores).")
+            f"Converted and parity-checked: **{before} of {total} before the repair passes and executor kernels, {after} of {total} "
+            f"after**. Survey time {seconds / 60:.1f} min for the all-modes conversions (2 cores shared with other sessions).")
     fixed = [f"`{r['case']}` {m}: {_cell(r['before'][m])}" for r in rows if r.get("before")
              for m in MODES if not r["before"][m]["ok"] and r["modes"][m]["ok"]]
     fixed += [f"`{case}` every mode: tflite-gpu / tflite-nnapi refused (the fp16 executor had no {op} kernel)"
