@@ -77,9 +77,9 @@ def test_unsupported_op_is_named(overflowing_out: Path, tmp_path: Path) -> None:
 
     m = load_model_object(overflowing_out / "tflite" / "dense_fp32.tflite")
     conv = next(c for c in m.operatorCodes if max(c.builtinCode, c.deprecatedBuiltinCode) == schema.BuiltinOperator.CONV_2D)
-    conv.builtinCode = conv.deprecatedBuiltinCode = schema.BuiltinOperator.SPLIT
+    conv.builtinCode = conv.deprecatedBuiltinCode = schema.BuiltinOperator.UNIQUE
     save_model_object(m, tmp_path / "edited.tflite")
-    with pytest.raises(UnsupportedOp, match="SPLIT"):
+    with pytest.raises(UnsupportedOp, match="UNIQUE"):
         GraphExecutor(tmp_path / "edited.tflite", "fp16")
 
 
@@ -131,4 +131,70 @@ def test_kernels_match_litert_on_tf_built_ops() -> None:
     path = Path(__file__).parent / "data" / "tf_ops.tflite"
     ops = {op.kind for op in GraphExecutor(path, "fp32").graph.ops}
     assert {"AVERAGE_POOL_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "SOFTMAX", "LEAKY_RELU", "RELU6"} <= ops
+    assert_kernels_match_litert(path)
+
+
+@pytest.mark.parametrize("mode,np_mode", [(0, "reflect"), (1, "symmetric")])
+def test_mirror_pad_kernel_is_numpy_pad(mode: int, np_mode: str) -> None:
+    """MIRROR_PAD (padding_mode='reflect' through onnx2tf; the zoo's conv_reflect): both modes of
+    the schema, against numpy's definition."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from frlite.runtimes.fp16_executor.graph import GraphOp
+    from frlite.runtimes.fp16_executor.kernels import KERNELS
+
+    opts = schema.MirrorPadOptionsT()
+    opts.mode = mode
+    x = np.arange(2 * 5 * 6 * 3, dtype=np.float32).reshape(2, 5, 6, 3)
+    pads = np.array([[0, 0], [2, 1], [1, 3], [0, 0]], dtype=np.int32)
+    (got,) = KERNELS["MIRROR_PAD"](GraphOp(0, "MIRROR_PAD", [0, 1], [2], opts),
+                                   [torch.from_numpy(x), torch.from_numpy(pads)], None)
+    assert np.array_equal(got.numpy(), np.pad(x, pads, mode=np_mode))
+
+
+@pytest.mark.slow
+def test_reflect_padded_conv_matches_litert(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    convert(ConvertRequest("tests.zoo.zoo_models:conv_reflect", None, [parse_input_shape("input:1x4x16x16")], out,
+                           modes=["dense"], targets=["tflite-cpu"], precisions=["fp32"]))
+    path = out / "tflite" / "dense_fp32.tflite"
+    assert "MIRROR_PAD" in {op.kind for op in GraphExecutor(path, "fp32").graph.ops}
+    assert_kernels_match_litert(path)
+
+
+def test_split_kernel_gives_equal_parts() -> None:
+    """SPLIT (onnx2tf's grouped ConvTranspose2d; the zoo's tconv_k2_s2_g2)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from frlite.runtimes.fp16_executor.graph import GraphOp
+    from frlite.runtimes.fp16_executor.kernels import KERNELS
+
+    opts = schema.SplitOptionsT()
+    opts.numSplits = 3
+    x = torch.arange(2 * 4 * 5 * 6, dtype=torch.float32).reshape(2, 4, 5, 6)
+    parts = KERNELS["SPLIT"](GraphOp(0, "SPLIT", [0, 1], [2, 3, 4], opts), [torch.tensor([3], dtype=torch.int32), x], None)
+    assert [tuple(p.shape) for p in parts] == [(2, 4, 5, 2)] * 3
+    assert torch.equal(torch.cat(parts, dim=3), x)
+
+
+@pytest.mark.slow
+def test_grouped_transposed_conv_matches_litert(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    convert(ConvertRequest("tests.zoo.zoo_models:tconv_k2_s2_g2", None, [parse_input_shape("input:1x4x16x16")], out,
+                           modes=["dense"], targets=["tflite-cpu"], precisions=["fp32"]))
+    path = out / "tflite" / "dense_fp32.tflite"
+    assert "SPLIT" in {op.kind for op in GraphExecutor(path, "fp32").graph.ops}
+    assert_kernels_match_litert(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["up_nearest", "up_bilinear", "up_bilinear_ac"])
+def test_resize_kernels_match_litert(case: str, tmp_path: Path) -> None:
+    """RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR (Upsample nearest, bilinear with and without
+    align_corners; the zoo's up_* cases), op by op against LiteRT's own kernels."""
+    out = tmp_path / "out"
+    convert(ConvertRequest(f"tests.zoo.zoo_models:{case}", None, [parse_input_shape("input:1x4x16x16")], out,
+                           modes=["dense"], targets=["tflite-cpu"], precisions=["fp32"]))
+    path = out / "tflite" / "dense_fp32.tflite"
+    assert {op.kind for op in GraphExecutor(path, "fp32").graph.ops} & {"RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"}
     assert_kernels_match_litert(path)

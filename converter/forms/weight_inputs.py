@@ -41,6 +41,10 @@ class SkeletonExport:
 
 
 def _takes_weight_input(module: nn.Module) -> bool:
+    """A dilated transposed conv keeps its weight constant: the ONNX repair for it
+    (onnx_repairs.repair_dilated_conv_transpose) rewrites the weight's values."""
+    if isinstance(module, nn.ConvTranspose2d) and max(module.dilation) > 1:
+        return False
     return isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.groups == 1 and module.weight.dim() == 4
 
 

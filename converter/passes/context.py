@@ -98,6 +98,10 @@ class ConvertContext:
     fact_plan: list[Any] | None = None
     fp16_rewrites: dict[str, object] = field(default_factory=dict)
     norm_scales: Any = None                   # Fp16RescaleReport, chosen once on the first dense export module
+    # onnx repair passes (converter/passes/onnx_repair.py)
+    onnx2tf_sources: dict[str, Path] = field(default_factory=dict)  # mode -> repaired ONNX onnx2tf converts instead
+    weight_views: dict[str, Any] = field(default_factory=dict)      # weight (input / initializer) -> WeightView a repair gave it
+    onnx_scans: dict[tuple, Any] = field(default_factory=dict)      # (path, mtime, size) -> weight-free graph the repairs scan
     # tflite passes
     tflite_converted: dict[str, Path] = field(default_factory=dict)  # mode -> fp32 .tflite onnx2tf made
     tflite_seconds: dict[str, float] = field(default_factory=dict)   # mode -> onnx2tf seconds

@@ -3,8 +3,8 @@
 The request is checked first (bad usage runs nothing), then --out (AtomicFolder.check), then the
 pass list CONVERT_PASSES runs over one ConvertContext (converter/passes/driver.py logs each pass's
 time and peak memory; the manifest lists them):
-  load_model -> open_output -> export_dense -> export_idct -> factorize -> onnx_artifacts ->
-  onnx2tf -> tflite_files -> tflite_artifacts -> annotate_artifacts -> quick_parity ->
+  load_model -> open_output -> export_dense -> export_idct -> factorize -> repair_* (exact ONNX
+  rewrites, only when a graph has the pattern) -> onnx_artifacts -> onnx2tf -> tflite_files -> tflite_artifacts -> annotate_artifacts -> quick_parity ->
   fp16_arith_check -> build_manifest
 then manifest.json and convert.log are written and the temp folder becomes --out. Each pass says
 which modes / targets it serves (`applies`); shared work (export, the onnx2tf run) happens once
@@ -42,6 +42,7 @@ from frlite.converter.passes.fp16_arith_check import Fp16ArithCheck
 from frlite.converter.passes.load_model import LoadModel
 from frlite.converter.passes.onnx2tf import Onnx2tf
 from frlite.converter.passes.onnx_artifacts import OnnxArtifacts
+from frlite.converter.passes.onnx_repair import REPAIR_PASSES
 from frlite.converter.passes.open_output import OpenOutput, fr_weights  # noqa: F401 (API)
 from frlite.converter.passes.quick_parity import QuickParity
 from frlite.converter.passes.tflite_artifacts import TfliteArtifacts
@@ -49,7 +50,7 @@ from frlite.converter.passes.tflite_files import TfliteFiles
 
 # the conversion, in order; data, so a new pass is inserted (driver.insert_after), not coded in
 CONVERT_PASSES: tuple[Pass, ...] = (
-    LoadModel(), OpenOutput(), ExportDense(), ExportIdct(), Factorize(), OnnxArtifacts(), Onnx2tf(), TfliteFiles(),
+    LoadModel(), OpenOutput(), ExportDense(), ExportIdct(), Factorize(), *REPAIR_PASSES, OnnxArtifacts(), Onnx2tf(), TfliteFiles(),
     TfliteArtifacts(), AnnotateArtifacts(), QuickParity(), Fp16ArithCheck(), BuildManifest(),
 )
 

@@ -1,17 +1,45 @@
 """Pass onnx2tf: onnx2tf + the TFLite converter (in a child process, converter/tflite/onnx2tf_runner.py)
-on the dense ONNX, the weight-free skeleton and the factorized ONNX: one run per form, shared by
-every precision and tflite target (int8-dynamic comes out of the dense run)."""
+on the dense ONNX, the weight-free skeleton and the factorized ONNX (or their repaired copies,
+converter/passes/onnx_repair.py): one run per form, shared by every precision and tflite target
+(int8-dynamic comes out of the dense run).
+
+When onnx2tf cannot convert a form, the other forms are still tried, then the conversion stops
+with one line naming the node and the modes that did convert ("--mode factorized converts it"):
+a convert folder is all that was asked or nothing, never a partial one (docs/coverage.md).
+"""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
+from frlite.converter.core.errors import FrliteError, UnsupportedLayerError
 from frlite.converter.passes.context import TFLITE_TARGETS, ConvertContext
 from frlite.converter.passes.driver import BasePass
 from frlite.converter.tflite.onnx2tf_runner import run_onnx2tf
 
+_WHAT = {"dense": "the dense ONNX (the slow step)", "idct": "the weight-free skeleton ONNX",
+         "factorized": "the factorized ONNX"}
+
 
 def wants_tflite(ctx: ConvertContext) -> bool:
     return any(t in TFLITE_TARGETS for t in ctx.req.targets)
+
+
+def onnx2tf_inputs(ctx: ConvertContext) -> dict[str, Path]:
+    """mode -> the ONNX file onnx2tf converts for it: the export, or a repair pass's copy."""
+    assert ctx.tmp is not None and ctx.work is not None
+    exported = {"dense": ctx.tmp / "onnx" / "dense.onnx", "idct": ctx.work / "skeleton.onnx",
+                "factorized": ctx.tmp / "onnx" / "factorized.onnx"}
+    return {m: ctx.onnx2tf_sources.get(m, exported[m]) for m in exported if m in ctx.req.modes}
+
+
+def failure_line(failed: dict[str, str], converted: list[str]) -> str:
+    """One line for forms onnx2tf could not convert, naming the modes that do convert."""
+    parts = [f"--mode {mode}: {why}" for mode, why in failed.items()]
+    works = (f"--mode {' '.join(converted)} converts it" if converted
+             else "no asked mode converts it (try --mode factorized)" if "factorized" not in failed
+             else "no mode converts it")
+    return "; ".join(parts) + f"; {works}"
 
 
 class Onnx2tf(BasePass):
@@ -26,20 +54,24 @@ class Onnx2tf(BasePass):
         req, tmp, work = ctx.req, ctx.tmp, ctx.work
         (tmp / "tflite").mkdir()
         int8 = work / "dense_int8.tflite" if "int8-dynamic" in req.precisions else None
-        sources = [("dense", tmp / "onnx" / "dense.onnx", "the dense ONNX (the slow step)", None),
-                   ("idct", work / "skeleton.onnx", "the weight-free skeleton ONNX",
-                    list(ctx.skeleton.weight_inputs.values()) if ctx.skeleton else None),
-                   ("factorized", tmp / "onnx" / "factorized.onnx", "the factorized ONNX", None)]
-        for mode, src, what, weight_inputs in sources:
-            if mode not in req.modes:
-                continue
-            done = ctx.step(f"onnx2tf + TFLite converter on {what}")
+        failed: dict[str, str] = {}
+        for mode, src in onnx2tf_inputs(ctx).items():
+            weight_inputs = list(ctx.skeleton.weight_inputs.values()) if mode == "idct" and ctx.skeleton else None
+            done = ctx.step(f"onnx2tf + TFLite converter on {_WHAT[mode]}")
             dst = work / ("factorized_fp32.tflite" if mode == "factorized" else f"{mode}_onnx2tf_fp32.tflite")
-            res = run_onnx2tf(src, work / f"onnx2tf_{mode}", dst, list(ctx.example), ctx.out_names,
-                              int8 if mode == "dense" else None, weight_inputs=weight_inputs)
+            try:
+                res = run_onnx2tf(src, work / f"onnx2tf_{mode}", dst, list(ctx.example), ctx.out_names,
+                                  int8 if mode == "dense" else None, weight_inputs=weight_inputs)
+            except FrliteError as exc:  # onnx2tf or the TFLite converter refused this form
+                ctx.log(f"  {exc}")
+                failed[mode] = str(exc)
+                done()
+                continue
             ctx.log(f"  onnx2tf: {res.seconds:.1f} s, peak {res.peak_rss_bytes / 2**30:.2f} GiB")
             done()
             ctx.tflite_converted[mode] = dst
             ctx.tflite_seconds[mode] = res.seconds
             if mode != "factorized":  # its log was never kept (unchanged from before the pass list)
                 shutil.copyfile(res.log_path, tmp / ("onnx2tf.log" if mode == "dense" else f"onnx2tf_{mode}.log"))
+        if failed:
+            raise UnsupportedLayerError(failure_line(failed, list(ctx.tflite_converted)))

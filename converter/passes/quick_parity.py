@@ -38,10 +38,14 @@ class QuickParity(BasePass):
             targets.setdefault((art.path, art.runtime), []).append(art.target)
         done = ctx.step(f"quick parity of {plural(len(targets), 'file')} ({plural(len(artifacts), 'artifact')}) on "
                         f"{ctx.samples_described()}")
-        failures = []
+        failures, failed_modes = [], set()
+        broken: set[tuple[str, str]] = set()  # (file, runtime) that would not run: reported once
         logged: set[tuple[str, str]] = set()
         for art in artifacts:
             key = (art.path, art.runtime)
+            if key in broken:
+                failed_modes.add(art.mode)
+                continue
             if key not in ctx.measured:
                 checked = art
                 if art.runtime == "tflite" and art.mode == "idct" and ctx.big_inputs:
@@ -50,8 +54,19 @@ class QuickParity(BasePass):
                     folded = dense_twin(tmp / art.path, twin)
                     checked = dataclasses.replace(art, path=str(twin.relative_to(tmp)))
                     ctx.log(f"  {art.path}: checked through its dense twin ({folded} rebuilt tensors folded by LiteRT)")
-                ctx.measured[key] = worst_error(open_artifact(tmp, checked, QUICK_RUN), ctx.samples(),
-                                                ctx.ref_outputs, ctx.out_names)
+                try:
+                    ctx.measured[key] = worst_error(open_artifact(tmp, checked, QUICK_RUN), ctx.samples(),
+                                                    ctx.ref_outputs, ctx.out_names)
+                except FrliteError:
+                    raise
+                except Exception as exc:  # the runtime refuses a file frlite wrote: that file failed, not frlite
+                    why = " ".join(str(exc).split()) or type(exc).__name__
+                    why = why if len(why) <= 200 else "..." + why[-200:]  # runtimes put the reason last
+                    ctx.log(f"  {art.path}: does not run in {art.runtime}: {why}")
+                    failures.append(f"{art.path} (does not run in {art.runtime}: {why})")
+                    failed_modes.add(art.mode)
+                    broken.add(key)
+                    continue
             worst = ctx.measured[key]
             tol = tolerance(art.precision)
             ok = worst <= tol  # False for NaN too: `worst > tol` would let a NaN output pass
@@ -62,9 +77,12 @@ class QuickParity(BasePass):
             ctx.log(f"  {art.path} ({', '.join(dict.fromkeys(targets[key]))}): max |error| / scale = {worst:.2e} "
                     f"(tolerance {tol:.0e}) {'ok' if ok else 'MISMATCH'}")
             if not ok:
+                failed_modes.add(art.mode)
                 failures.append(f"{art.path} (NaN/Inf in its output)" if not math.isfinite(worst)
                                 else f"{art.path} ({worst:.2e} > {tol:.0e})")
         done()
         if failures:
+            working = sorted({a.mode for a in artifacts} - failed_modes)
             raise FrliteError(f"conversion does not match PyTorch on {ctx.samples_described()}: " + "; ".join(failures)
+                              + (f"; --mode {' '.join(working)} converts it" if working else "")
                               + "; nothing was written (rerun with --debug and see the conversion log)")

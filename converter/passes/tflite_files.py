@@ -48,14 +48,17 @@ class TfliteFiles(BasePass):
                         to_fp16(m)
                     if mode == "idct":
                         assert ctx.skeleton is not None
-                        rep = inject_idct(m, ctx.weights, shapes=ctx.layer_shapes, input_weights=ctx.skeleton.weight_inputs)
+                        views = {layer: ctx.weight_views[inp] for layer, inp in ctx.skeleton.weight_inputs.items()
+                                 if inp in ctx.weight_views}
+                        rep = inject_idct(m, ctx.weights, shapes=ctx.layer_shapes, input_weights=ctx.skeleton.weight_inputs,
+                                          input_views=views)
                         name_io(m, list(ctx.example), ctx.out_names)  # the model's own inputs only
                         ctx.layer_maps[key] = rep.layer_outputs
                         ctx.notes[key] = [f"{layer} kept dense: {why}" for layer, why in rep.kept_dense.items()]
                         for note in ctx.notes[key]:
                             ctx.log(f"  {key}: {note}")
                     else:
-                        ctx.layer_maps[key] = fr_layer_outputs(m, ctx.weights, ctx.layer_shapes)
+                        ctx.layer_maps[key] = fr_layer_outputs(m, ctx.weights, ctx.layer_shapes, set(ctx.weight_views.values()))
                     if mode == "dense" and precision == "fp32":
                         shutil.copyfile(ctx.tflite_converted[mode], dst)
                     else:

@@ -25,13 +25,20 @@ class Onnx2tfResult:
 
 
 def _node_op(onnx_path: Path, node_name: str | None) -> str | None:
+    """The node's op and its integer options ("Conv kernel_shape=3x3 strides=2x2 group=4"): the
+    option combination a user needs to see to change the layer."""
     if not node_name:
         return None
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
     for n in graph.node:
         # onnx2tf sanitises names (drops leading '/', replaces ':'), so compare loosely
         if n.name == node_name or n.name.lstrip("/").replace(":", "__") == node_name.lstrip("/").replace("wa/", "", 1):
-            return n.op_type
+            opts = []
+            for a in n.attribute:
+                v = onnx.helper.get_attribute_value(a)
+                if isinstance(v, int) or (isinstance(v, list) and v and all(isinstance(x, int) for x in v)):
+                    opts.append(f"{a.name}={'x'.join(map(str, v)) if isinstance(v, list) else v}")
+            return " ".join([n.op_type, *opts])
     return None
 
 
@@ -97,6 +104,6 @@ def run_onnx2tf(onnx_path: Path, workdir: Path, tflite_out: Path, input_names: l
         if res["stage"] == "onnx2tf" and node:
             op = _node_op(onnx_path, node) or "unknown op"
             raise UnsupportedLayerError(
-                f"onnx2tf cannot convert node {node} ({op}): {res['error'][:200]}; replace that layer or op")
+                f"onnx2tf cannot convert node {node} ({op}): {res['error'][:160]}")
         raise FrliteError(f"{res['stage']} failed: {res['error'][:300]}")
     return Onnx2tfResult(tflite_out, int8_dynamic_out, seconds, peak, log_path)

@@ -15,6 +15,7 @@ DEQUANTIZE output the fp16 file feeds its convolution with.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Iterable
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
@@ -60,7 +61,7 @@ class InjectionReport:
 _LAYER_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED")
 
 
-_FOLLOW = ("STRIDED_SLICE", "SLICE", "PAD", "PADV2", "RESHAPE", "ADD")
+_FOLLOW = ("STRIDED_SLICE", "SLICE", "PAD", "PADV2", "RESHAPE", "ADD", "DEPTH_TO_SPACE")
 
 
 def _layer_output(ed: GraphEditor, weight_tensor: int, expected: tuple[int, ...] | None = None) -> int | None:
@@ -95,20 +96,42 @@ def _expected(shapes: dict[str, tuple[int, ...]] | None, name: str) -> tuple[int
 
 
 def fr_layer_outputs(model: schema.ModelT, weights: list[FRWeight],
-                     shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, int]:
+                     shapes: dict[str, tuple[int, ...]] | None = None, views: Iterable[Any] = ()) -> dict[str, int]:
     """For a converted (dense) file: layer name -> tensor index of that FR layer's output,
-    found through the weight's values like the injection does (for per-layer parity)."""
+    found through the weight's values like the injection does (for per-layer parity). `views`
+    (WeightView, converter/onnx/onnx_repairs.py): layouts an ONNX repair gave weights, tried
+    when no permutation of the weight matches."""
     ed = GraphEditor(model)
     taken: set[int] = set()
     out = {}
     for w in weights:
-        found = _find_weight(ed, w, taken)
+        found = _find_weight(ed, w, taken) or _find_viewed_weight(ed, w, taken, list(views))
         if found is not None:
             taken.add(found[0])
             idx = _layer_output(ed, found[0], _expected(shapes, w.name))
             if idx is not None:
                 out[w.name] = idx
     return out
+
+
+def _find_viewed_weight(ed: GraphEditor, w: FRWeight, taken: set[int], views: list[Any]) -> tuple[int, tuple[int, ...]] | None:
+    """(tensor, view permutation) of a constant holding a repair's view of the weight (1x1, so
+    onnx2tf's channels-last move keeps its data order), judged by value like _find_weight
+    (fp16 at fp16 precision) and following a DEQUANTIZE likewise."""
+    views = [v for v in views if len(v.perm) == w.dense.ndim and int(np.prod(v.shape)) == w.dense.size]
+    for idx in range(len(ed.sg.tensors)):
+        arr = None if idx in taken or not views else ed.constant(idx)
+        if arr is None or arr.size != w.dense.size:
+            continue
+        for view in views:
+            cand = np.ascontiguousarray(w.dense.transpose(view.perm)).reshape(arr.shape)
+            if match_permutation(arr, cand) != tuple(range(arr.ndim)):
+                continue
+            users = ed.consumers(idx)
+            if len(users) == 1 and ed.op_name(users[0]) == "DEQUANTIZE":
+                return int(users[0].outputs[0]), tuple(view.perm)
+            return idx, tuple(view.perm)
+    return None
 
 
 def _find_weight(ed: GraphEditor, w: FRWeight, taken: set[int]) -> tuple[int, tuple[int, ...]] | None:
@@ -148,12 +171,24 @@ def _input_weight(ed: GraphEditor, index: int, ndim: int) -> tuple[int, tuple[in
     return index, perm
 
 
+def _viewed_input(ed: GraphEditor, index: int, view: Any) -> tuple[int, tuple[int, ...]]:
+    """(tensor, permutation) for an input re-declared as reshape(transpose(W, perm), shape) with
+    1x1 spatial dims: channels-last (O, 1, 1, I) holds the same data in the same order, so the
+    rebuild makes transpose(W, perm) and reshapes it."""
+    if tuple(view.shape[2:]) != (1,) * (len(view.shape) - 2):
+        raise FrliteError(f"internal error: a re-declared weight input of shape {view.shape} is not 1x1")
+    return index, tuple(view.perm)
+
+
 def inject_idct(model: schema.ModelT, weights: list[FRWeight], compact: bool = True,
                 shapes: dict[str, tuple[int, ...]] | None = None,
-                input_weights: dict[str, str] | None = None) -> InjectionReport:
+                input_weights: dict[str, str] | None = None, input_views: dict[str, Any] | None = None) -> InjectionReport:
     """Rewrite `model` in place into the idct form; returns what was rebuilt and what stayed dense.
     `input_weights` (layer -> graph input name) names the weights a weight-free skeleton takes
-    as inputs; they are rebuilt in the graph and leave the inputs and the signature."""
+    as inputs; they are rebuilt in the graph and leave the inputs and the signature.
+    `input_views` (layer -> WeightView, converter/onnx/onnx_repairs.py): inputs an ONNX repair
+    re-declared as a transposed and reshaped weight (1x1, so channels-last moves no data); the
+    rebuild writes that transpose and a RESHAPE to the input's shape."""
     ed = GraphEditor(model)
     pack = ParamPack()
     plans: list[_RebuildPlan] = []
@@ -168,6 +203,9 @@ def inject_idct(model: schema.ModelT, weights: list[FRWeight], compact: bool = T
                 raise FrliteError(f"the skeleton .tflite has no input {input_weights[w.name]} for {w.name}")
             dropped_inputs.add(by_name[input_weights[w.name]])
             found: tuple[int, tuple[int, ...]] | None = _input_weight(ed, by_name[input_weights[w.name]], w.dense.ndim)
+            view = (input_views or {}).get(w.name)
+            if view is not None:
+                found = _viewed_input(ed, found[0], view)
         else:
             found = _find_weight(ed, w, taken)
         if found is None:
@@ -237,6 +275,8 @@ def inject_idct(model: schema.ModelT, weights: list[FRWeight], compact: bool = T
     for i, plan in enumerate(plans):
         name, target, perm, shape, box = plan.name, plan.target, plan.perm, plan.shape, plan.box
         t = rebuild_weight(_TfliteOps(ed, basis), box_tensor(i), shape, box)
+        if name in (input_views or {}):
+            t = ed.reshape(t, [int(s) for s in ed.sg.tensors[target].shape])
         if ed.shape_of(t) != tuple(int(s) for s in ed.sg.tensors[target].shape):
             raise FrliteError(f"idct rebuild of {name}: shape {ed.shape_of(t)} != converted weight "
                               f"{tuple(ed.sg.tensors[target].shape)}")

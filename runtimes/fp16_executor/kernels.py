@@ -225,6 +225,71 @@ def pad(op: GraphOp, a: list, ctx: KernelContext) -> list[torch.Tensor]:
     return [F.pad(x, flat, value=value)]
 
 
+def mirror_pad(op: GraphOp, a: list, ctx: KernelContext) -> list[torch.Tensor]:
+    """MIRROR_PAD (what onnx2tf makes of padding_mode='reflect'): mode 0 REFLECT repeats no edge
+    element, mode 1 SYMMETRIC repeats it; by gathering mirrored indices along each padded axis."""
+    x, pads = a[0], _ints(a[1])
+    edge = 0 if _opt(op, "mode", 0) == 0 else 1  # SYMMETRIC starts the mirror at the edge itself
+    for d in range(x.dim()):
+        before, after = pads[2 * d], pads[2 * d + 1]
+        if not before and not after:
+            continue
+        n = x.shape[d]
+        idx = ([p - edge for p in range(before, 0, -1)] + list(range(n))
+               + [n - 1 - p + edge for p in range(1, after + 1)])
+        x = torch.index_select(x, d, torch.tensor(idx, dtype=torch.long))
+    return [x]
+
+
+def split(op: GraphOp, a: list, ctx: KernelContext) -> list[torch.Tensor]:
+    """SPLIT (onnx2tf's grouped transposed conv): inputs (axis, tensor), numSplits equal parts."""
+    axis = int(a[0].reshape(-1)[0])
+    return list(torch.chunk(a[1], _opt(op, "numSplits", len(op.outputs)), dim=axis))
+
+
+def _resize_scale(op: GraphOp, n_in: int, n_out: int) -> float:
+    if _opt(op, "alignCorners", False) and n_out > 1:
+        return (n_in - 1) / (n_out - 1)
+    return n_in / n_out
+
+
+def _nearest_index(op: GraphOp, n_in: int, n_out: int) -> torch.Tensor:
+    """LiteRT's GetNearestNeighbor, in float32 like the reference kernel."""
+    scale = torch.tensor(_resize_scale(op, n_in, n_out), dtype=torch.float32)
+    half = _opt(op, "halfPixelCenters", False)
+    pos = (torch.arange(n_out, dtype=torch.float32) + (0.5 if half else 0.0)) * scale
+    idx = torch.round(pos) if _opt(op, "alignCorners", False) else torch.floor(pos)
+    return idx.long().clamp(0 if half else -(2**31), n_in - 1)
+
+
+def resize_nearest(op: GraphOp, a: list, ctx: KernelContext) -> list[torch.Tensor]:
+    """RESIZE_NEAREST_NEIGHBOR (NHWC; Upsample(mode='nearest') through onnx2tf)."""
+    x, (h, w) = a[0], _ints(a[1])
+    x = torch.index_select(x, 1, _nearest_index(op, x.shape[1], h))
+    return [torch.index_select(x, 2, _nearest_index(op, x.shape[2], w))]
+
+
+def _bilinear_axis(op: GraphOp, n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(lower index, upper index, weight of the upper) per output position, as LiteRT's
+    ComputeInterpolationValues: the weight is taken from the unclamped position."""
+    scale = torch.tensor(_resize_scale(op, n_in, n_out), dtype=torch.float32)
+    pos = torch.arange(n_out, dtype=torch.float32)
+    pos = (pos + 0.5) * scale - 0.5 if _opt(op, "halfPixelCenters", False) else pos * scale
+    lo = torch.floor(pos).clamp(min=0)
+    hi = torch.ceil(pos).clamp(max=n_in - 1)
+    return lo.long(), hi.long(), pos - lo
+
+
+def resize_bilinear(op: GraphOp, a: list, ctx: KernelContext) -> list[torch.Tensor]:
+    """RESIZE_BILINEAR (NHWC; Upsample(mode='bilinear'), align_corners either way)."""
+    x, (h, w) = a[0], _ints(a[1])
+    y0, y1, wy = _bilinear_axis(op, x.shape[1], h)
+    x0, x1, wx = _bilinear_axis(op, x.shape[2], w)
+    wy, wx = wy.to(x.dtype).view(1, -1, 1, 1), wx.to(x.dtype).view(1, 1, -1, 1)
+    rows = torch.index_select(x, 1, y0) * (1 - wy) + torch.index_select(x, 1, y1) * wy
+    return [torch.index_select(rows, 2, x0) * (1 - wx) + torch.index_select(rows, 2, x1) * wx]
+
+
 def concatenation(op: GraphOp, a: list, ctx: KernelContext) -> list[torch.Tensor]:
     return [_act(op, torch.cat(a, dim=_opt(op, "axis", 0)))]
 
@@ -336,6 +401,10 @@ KERNELS: dict[str, Kernel] = {
     "CONV_2D": conv_2d,
     "DEPTHWISE_CONV_2D": depthwise_conv_2d,
     "TRANSPOSE_CONV": transpose_conv,
+    "MIRROR_PAD": mirror_pad,
+    "SPLIT": split,
+    "RESIZE_NEAREST_NEIGHBOR": resize_nearest,
+    "RESIZE_BILINEAR": resize_bilinear,
     "FULLY_CONNECTED": fully_connected,
     "BATCH_MATMUL": batch_matmul,
     "ADD": _binary(torch.add),
