@@ -157,7 +157,7 @@ def _device_parity(folder: ConvertFolder, ref, samples: list[Sample], outputs: d
 
     manifest = folder.manifest
     refs = [ref.run(s.arrays) for s in samples]
-    inputs = [{"source": s.source, "sha256": s.sha256()} for s in samples]
+    inputs = [s.record() for s in samples]
     numerics = {j.label: j.allow_fp16 for j in jobs}
     results, kept = [], {}
     for (path, runtime), outs in outputs.items():

@@ -4,8 +4,8 @@ A file is "safe" in fp16 arithmetic when no op's output leaves fp16's range (|x|
 finite) on any sample and its outputs stay within the fp16 tolerance of PyTorch fp32, or, where
 the task is known, the task gate holds (converter/core/tolerances.py: 99.9% of pixels, every
 top-1) with the error under FP16_ARITH_CEILING. Otherwise it is "unsafe", naming the first op
-that overflowed, and the app must run the delegate with precision loss off. An overflow whose inf later washes out (rsqrt(inf) = 0) is still unsafe:
-what a GPU does with inf is not specified.
+that overflowed, and the app must run the delegate with precision loss off. An overflow whose
+inf later washes out (rsqrt(inf) = 0) is still unsafe: what a GPU does with inf is not specified.
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from frlite.runtimes.fp16_executor import OpStat
 from frlite.runtimes.parity_metrics import guess_task, task_metrics
 
 OFF_FLAGS = "--gpu_precision_loss_allowed=false / --nnapi_allow_fp16=false"
-TASK_GATES_BY_METRIC = {metric: least for metric, least in TASK_GATES.values()}
 
 
 def first_bad(runs: list[list[OpStat]]) -> OpStat | None:
@@ -73,7 +72,7 @@ def measure(runs: list[list[OpStat]], refs: list[dict[str, np.ndarray]], outs: l
     worst = 0.0
     worst_ungated = 0.0
     nonfinite_out = False
-    gate: tuple[str, float] | None = None  # (metric, least value over samples and gated outputs)
+    gate: tuple[str, float, float] | None = None  # (metric, least value over samples and gated outputs, gate)
     for ref, got in zip(refs, outs):
         for name, r in ref.items():
             g = got[name]
@@ -87,10 +86,10 @@ def measure(runs: list[list[OpStat]], refs: list[dict[str, np.ndarray]], outs: l
             if the_task not in TASK_GATES:
                 worst_ungated = max(worst_ungated, err)
                 continue
-            metric = TASK_GATES[the_task][0]
+            metric, least = TASK_GATES[the_task]
             value = float(getattr(task_metrics(the_task, r, np.nan_to_num(g, nan=-np.inf)), metric) or 0.0)
             if gate is None or value < gate[1]:
-                gate = (metric, value)
+                gate = (metric, value, least)
     pixel = gate[1] if gate and gate[0] == "pixel_agreement" else None
     bad = first_bad(runs)
     rec = _overflow_record(bad, layer_of(bad.op_index, layer_outputs or {}, producers or {})) if bad else None
@@ -98,7 +97,7 @@ def measure(runs: list[list[OpStat]], refs: list[dict[str, np.ndarray]], outs: l
     worst_txt = f"worst error/scale {worst:.2e}" if math.isfinite(worst) else "non-finite outputs"
     on_txt = f" on {inputs}" if inputs else ""
     clean = rec is None and not nonfinite_out
-    gate_holds = (gate is not None and gate[1] >= TASK_GATES_BY_METRIC[gate[0]] and worst <= FP16_ARITH_CEILING
+    gate_holds = (gate is not None and gate[1] >= gate[2] and worst <= FP16_ARITH_CEILING
                   and worst_ungated <= tolerance)
     if clean and worst <= tolerance:
         return Fp16Arith("safe", worst, pixel, len(refs), tolerance, None,
@@ -108,12 +107,12 @@ def measure(runs: list[list[OpStat]], refs: list[dict[str, np.ndarray]], outs: l
         return Fp16Arith("safe", worst, pixel, len(refs), tolerance, None,
                          f"fp16 arithmetic: safe by the task gate ({worst_txt} over the {tolerance:.0e} value "
                          f"tolerance, under the {FP16_ARITH_CEILING:.0e} ceiling{gate_txt} >= "
-                         f"{100 * TASK_GATES_BY_METRIC[gate[0]]:g}%{on_txt})", "task", inputs)
+                         f"{100 * gate[2]:g}%{on_txt})", "task", inputs)
     if rec is not None:
         why = describe_overflow(rec)
     elif gate is not None:
         why = (f"precision loss without overflow: {gate[0].replace('_', ' ')} {100 * gate[1]:.3f}% "
-               f"(gate {100 * TASK_GATES_BY_METRIC[gate[0]]:g}%), {worst_txt} (ceiling {FP16_ARITH_CEILING:.0e})")
+               f"(gate {100 * gate[2]:g}%), {worst_txt} (ceiling {FP16_ARITH_CEILING:.0e})")
     else:
         why = f"precision loss without overflow: {worst_txt} (tolerance {tolerance:.0e})"
     hint = "; measure on your own data with `convert --inputs` or `parity --inputs`" \

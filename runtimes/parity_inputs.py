@@ -29,6 +29,10 @@ class Sample:
     def sha256(self) -> dict[str, str]:
         return {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest() for k, v in self.arrays.items()}
 
+    def record(self) -> dict[str, object]:
+        """What reports and manifests say of a sample: its source and each array's sha256."""
+        return {"source": self.source, "sha256": self.sha256()}
+
 
 def describe_samples(samples: list[Sample]) -> str:
     """What a check ran on, for verdicts and logs: "2 seeded random samples" or the files."""

@@ -34,7 +34,7 @@ from frlite.converter.core.spawn import run_spawned
 from frlite.converter.core.tolerances import FP16_ARITH_CEILING
 from frlite.runtimes.parity_metrics import DEFAULT_TOLERANCES, OutputMetrics, TaskMetrics, compare, guess_task, task_metrics
 from frlite.runtimes.reference_model import ReferenceRequest, reference_runtime
-from frlite.runtimes.report_decision import DecisionTable, build_table
+from frlite.runtimes.report_decision import DecisionTable, add_results, convert_table
 
 SCHEMA_VERSION = 1
 RUNTIME_VARIANTS = {"onnxruntime": ["default", "no-opt"],
@@ -42,7 +42,6 @@ RUNTIME_VARIANTS = {"onnxruntime": ["default", "no-opt"],
 DEFAULT_VARIANTS = {"onnxruntime": ["default"], "tflite": ["xnnpack"]}
 # files meant for these targets also run in fp16 arithmetic by default: that is how the GPU
 # delegate (precision loss allowed) and NNAPI (allow_fp16) compute, not as x86 XNNPACK does
-FP16_ARITH_TARGETS = ("tflite-gpu", "tflite-nnapi")
 
 
 @dataclass
@@ -215,8 +214,7 @@ def _file_variants(runtime: str, arts: list[Artifact], chosen: dict[str, list[st
     """The variants one file runs in: the chosen ones of its runtime, plus fp16-arith by default
     for a file meant for the GPU / NNAPI delegates."""
     variants = list(chosen.get(runtime, []))
-    if runtime == "tflite" and default_fp16 and any(a.target in FP16_ARITH_TARGETS for a in arts) \
-            and arts[0].precision in ("fp32", "fp16"):
+    if default_fp16 and any(a.computes_in_fp16_on_delegates for a in arts):
         variants.append("fp16-arith")
     return variants
 
@@ -250,7 +248,7 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
     manifest = conv.manifest
     files = _select(conv, runtimes, chosen)
     conv.verify_all([a for arts in files.values() for a in arts])  # before any file or model runs
-    build_table(conv)  # reads the compat reports the manifest lists: a bad one stops the run before it starts
+    table = convert_table(conv)  # reads the compat reports the manifest lists: a bad one stops the run before it starts
     default_fp16 = not variants
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -266,6 +264,7 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
         ref_steps.finished(s.source, time.perf_counter() - t1)
     release_memory()
     timings["reference"] = time.perf_counter() - t0
+    data_described = describe_samples(data)
     runs = sum(len(_file_variants(runtime, arts, chosen, default_fp16)) for (_, runtime), arts in files.items())
     progress(f"{plural(runs, 'run')} to compare ({plural(len(files), 'file')} x their variants), each in its own process")
     steps = progress.steps(runs, "parity")
@@ -290,7 +289,7 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
             if variant == "fp16-arith" and run.op_stats is not None:
                 a_rel, _ = judged_tolerance(art.precision, variant)
                 verdict = measure(run.op_stats, refs, outs, a_rel, art.layer_outputs, run.producers,
-                                  task=task, inputs=describe_samples(data))
+                                  task=task, inputs=data_described)
             res = compare_run(label, arts, runtime, variant, manifest.model_outputs, refs, outs, atol, rtol, task, verdict)
             results.append(res)
             if keep_outputs:
@@ -317,5 +316,5 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
     timings["total"] = time.perf_counter() - t0
     return ParityReport(
         SCHEMA_VERSION, str(conv.root), manifest.model_spec, manifest.checkpoint_sha256, "torch",
-        [{"source": s.source, "sha256": s.sha256()} for s in data], tol_table, environment(threads),
-        results, bool(results) and all(r.passed for r in results), layer_reports, timings, build_table(conv, results), kept)
+        [s.record() for s in data], tol_table, environment(threads),
+        results, bool(results) and all(r.passed for r in results), layer_reports, timings, add_results(table, results), kept)

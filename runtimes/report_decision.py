@@ -227,6 +227,12 @@ def build_table(folder: ConvertFolder, results: Sequence["RunResult"] | None = N
     parity, its fp16-arithmetic check); with them, the parity run's, falling back to convert's
     fp16 verdict where parity did not run fp16 arithmetic. `latencies`: bench results by file
     path (None: nothing was benched)."""
+    return add_results(convert_table(folder), results, latencies)
+
+
+def convert_table(folder: ConvertFolder) -> DecisionTable:
+    """The rows as convert left them: the manifest's verdicts and the compat reports' coverage
+    (read here, once: a bad report stops the caller before anything runs)."""
     rows: dict[str, DecisionRow] = {}
     for art in folder.manifest.artifacts:
         row = rows.get(art.path)
@@ -241,7 +247,14 @@ def build_table(folder: ConvertFolder, results: Sequence["RunResult"] | None = N
             row.fp16_arith = _fp16_verdict(art.fp16_arith, "convert")
         if "compat_json" in art.extra_files:
             row.coverage.append(_read_coverage(folder, art))
-    for path, row in rows.items():
+    return DecisionTable(list(rows.values()), "convert")
+
+
+def add_results(table: DecisionTable, results: Sequence["RunResult"] | None = None,
+                latencies: Mapping[str, list[Latency]] | None = None) -> DecisionTable:
+    """`table` (from convert_table) with a parity run's verdicts and bench latencies filled in."""
+    for row in table.rows:
+        path = row.file
         runs = [r for r in results or () if r.path == path]
         host = [r for r in runs if not r.runtime.startswith(DEVICE_MARK)]
         plain = [r for r in host if r.variant != "fp16-arith"]
@@ -257,7 +270,9 @@ def build_table(folder: ConvertFolder, results: Sequence["RunResult"] | None = N
             if r.runtime.startswith(DEVICE_MARK):
                 row.device.append(DeviceParity(r.runtime, _runs_verdict([r], "pass", "FAIL")))
         row.latency = list((latencies or {}).get(path, []))
-    return DecisionTable(list(rows.values()), "parity" if results else "convert", latencies is not None)
+    table.measured_by = "parity" if results else "convert"
+    table.benched = latencies is not None
+    return table
 
 
 # ---------------------------------------------------------------- rendering

@@ -19,6 +19,9 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 
 
+# the delegates that store and compute in fp16 when precision loss is allowed
+FP16_DELEGATE_TARGETS = ("tflite-gpu", "tflite-nnapi")
+
 @dataclass
 class TensorInfo:
     """One input or output of an artifact as the runtime sees it.
@@ -90,6 +93,12 @@ class Artifact:
     session_options: dict[str, str] = field(default_factory=dict)
     # tflite files for gpu / nnapi targets: measured fp16-arithmetic verdict (None: not measured)
     fp16_arith: Fp16Arith | None = None
+
+    @property
+    def computes_in_fp16_on_delegates(self) -> bool:
+        """A float .tflite meant for the GPU / NNAPI delegates, which compute in fp16 when allowed:
+        the files convert and parity measure an fp16-arithmetic verdict for."""
+        return self.runtime == "tflite" and self.target in FP16_DELEGATE_TARGETS and self.precision in ("fp32", "fp16")
 
 
 @dataclass

@@ -44,5 +44,5 @@ class BuildManifest(BasePass):
             versions=versions(), created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             fr_layers=[{"name": s.name, "kind": s.kind, "shape": list(s.shape), "kept": s.kept, "box": list(s.box)}
                        for s in summarize_model(ctx.model).layers],
-            check_inputs=[{"source": s.source, "sha256": s.sha256()} for s in ctx.loaded_samples or []],
+            check_inputs=[s.record() for s in ctx.loaded_samples or []],
         )

@@ -150,6 +150,15 @@ class ConvertContext:
         return self.loaded_samples
 
 
+def targets_by_file(artifacts: list[Artifact]) -> dict[tuple[str, str], list[str]]:
+    """(path, runtime) -> the targets that file serves, in manifest order (one .tflite serves
+    tflite-cpu, -gpu and -nnapi): what each file's one log line names."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for art in artifacts:
+        out.setdefault((art.path, art.runtime), []).append(art.target)
+    return out
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:

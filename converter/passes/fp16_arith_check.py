@@ -7,12 +7,11 @@ from frlite.converter.core.progress import plural
 from frlite.converter.core.tolerances import tolerance
 from frlite.converter.passes.context import QUICK_RUN, ConvertContext
 from frlite.converter.passes.driver import BasePass
-from frlite.converter.passes.fp16_check import FP16_TARGETS, check_fp16_arithmetic
+from frlite.converter.passes.fp16_check import check_fp16_arithmetic
 
 
 def _fp16_files(ctx: ConvertContext) -> set[str]:
-    return {a.path for a in ctx.artifacts if a.runtime == "tflite" and a.target in FP16_TARGETS
-            and a.precision in ("fp32", "fp16")}
+    return {a.path for a in ctx.artifacts if a.computes_in_fp16_on_delegates}
 
 
 class Fp16ArithCheck(BasePass):

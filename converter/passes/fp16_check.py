@@ -16,8 +16,7 @@ from typing import Callable
 import numpy as np
 
 from frlite.converter.core.manifest import Artifact
-
-FP16_TARGETS = ("tflite-gpu", "tflite-nnapi")
+from frlite.converter.passes.context import targets_by_file
 
 
 def check_fp16_arithmetic(folder: Path, artifacts: list[Artifact], samples: list[dict[str, np.ndarray]],
@@ -34,10 +33,8 @@ def check_fp16_arithmetic(folder: Path, artifacts: list[Artifact], samples: list
 
     verdicts: dict[str, object] = {}
     refs = [dict(zip(out_names, r)) for r in ref_outputs]
-    checked = [a for a in artifacts if a.runtime == "tflite" and a.target in FP16_TARGETS and a.precision in ("fp32", "fp16")]
-    targets: dict[str, list[str]] = {}  # one file serves gpu and nnapi: run and logged once
-    for art in checked:
-        targets.setdefault(art.path, []).append(art.target)
+    checked = [a for a in artifacts if a.computes_in_fp16_on_delegates]
+    targets = targets_by_file(checked)  # one file serves gpu and nnapi: run and logged once
     for art in checked:
         if art.path not in verdicts:
             rt = open_artifact(folder, art, RunOptions(threads=threads, variant="fp16-arith"))
@@ -47,7 +44,7 @@ def check_fp16_arithmetic(folder: Path, artifacts: list[Artifact], samples: list
             verdicts[art.path] = measure(inner.runs, refs, outs, tolerance, art.layer_outputs, inner.producers(),
                                          inputs=inputs)
             del rt, inner, outs
-            log(f"  {art.path} ({', '.join(targets[art.path])}): {verdicts[art.path].message}")  # type: ignore[attr-defined]
+            log(f"  {art.path} ({', '.join(targets[(art.path, art.runtime)])}): {verdicts[art.path].message}")  # type: ignore[attr-defined]
         art.fp16_arith = verdicts[art.path]  # type: ignore[assignment]
         if "compat_json" in art.extra_files:
             write_compat_report(folder, folder / art.path, art.target, art.precision,

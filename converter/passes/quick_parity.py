@@ -13,7 +13,7 @@ from frlite.converter.core.memory import release_memory
 from frlite.converter.core.progress import plural
 from frlite.converter.core.tolerances import tolerance
 from frlite.converter.fr.fr_layers import fr_layers
-from frlite.converter.passes.context import QUICK_RUN, ConvertContext, worst_error
+from frlite.converter.passes.context import QUICK_RUN, ConvertContext, targets_by_file, worst_error
 from frlite.converter.passes.driver import BasePass
 from frlite.converter.tflite.tflite_fold import dense_twin
 
@@ -33,9 +33,7 @@ class QuickParity(BasePass):
             layer.drop_cached_weight()
         release_memory()
         tmp, artifacts = ctx.tmp, ctx.artifacts
-        targets: dict[tuple[str, str], list[str]] = {}  # one file serves several tflite-* targets: logged once
-        for art in artifacts:
-            targets.setdefault((art.path, art.runtime), []).append(art.target)
+        targets = targets_by_file(artifacts)  # one file serves several tflite-* targets: logged once
         done = ctx.step(f"quick parity of {plural(len(targets), 'file')} ({plural(len(artifacts), 'artifact')}) on "
                         f"{ctx.samples_described()}")
         failures, failed_modes = [], set()
