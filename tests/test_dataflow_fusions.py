@@ -19,22 +19,9 @@ from frlite.converter.core.errors import UnsupportedLayerError
 from frlite.converter.forms.dataflow_fusions import find_fusions
 from frlite.converter.forms.factorized import describe_fusions, factorize_model, plan_factorization
 from frlite.converter.forms.merged_up import MergedConvInput, MergedUpProjection
-from frlite.converter.fr.fr_layers import FRConv2d, FRConvTranspose2d, fr_layers
+from frlite.converter.fr.fr_layers import FRConv2d, FRConvTranspose2d
 from tests.models.authors_unet import UNet as AuthorsUNet
-
-
-
-def _sparsify(model: nn.Module, seed: int, box: tuple[int, ...] = (4, 4, 2, 2)) -> nn.Module:
-    """Random coefficients in a low-frequency corner box, as FR training leaves them."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, layer in fr_layers(model):
-            w = layer.weight
-            keep = tuple(slice(0, min(k, n)) for k, n in zip(box, w.shape))
-            values = torch.randn(w[keep].shape, generator=g) * 0.5
-            w.zero_()
-            w[keep] = values
-    return model.eval()
+from tests.models.small_fr import fr_sparsify
 
 
 def _bn(c: int) -> nn.BatchNorm2d:
@@ -63,7 +50,7 @@ def _check_exact(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, list]:
 # ---- the authors' block structure ----
 @pytest.mark.parametrize("hw", [(32, 48), (36, 45)])  # 45 wide: Up pads (odd sizes on the way down)
 def test_authors_unet_fuses_all_norms_and_merges_all_ups(hw: tuple[int, int]) -> None:
-    model = _sparsify(AuthorsUNet(3, 2, base=8), 1)
+    model = fr_sparsify(AuthorsUNet(3, 2, base=8), 1)
     fact, plan = _check_exact(model, torch.rand(2, 3, *hw))
     assert _counts(plan) == (18, 4)
     assert {c.name: c.merged_into for c in plan if c.merged_into} == {
@@ -80,7 +67,7 @@ def test_authors_unet_built_from_frereg_layers() -> None:
 
     model, count = convert_frereg_layers(authors_unet_frereg(base=8))
     assert count == 23
-    _, plan = _check_exact(_sparsify(model, 2), torch.rand(2, 3, 36, 45))
+    _, plan = _check_exact(fr_sparsify(model, 2), torch.rand(2, 3, 36, 45))
     assert _counts(plan) == (18, 4)
 
 
@@ -113,7 +100,7 @@ class FunctionalUNet(nn.Module):
 
 @pytest.mark.parametrize("hw", [(16, 24), (18, 26)])  # 18 x 26: the first up-conv's output is padded
 def test_functional_unet_reversed_concat(hw: tuple[int, int]) -> None:
-    model = _sparsify(FunctionalUNet(), 3)
+    model = fr_sparsify(FunctionalUNet(), 3)
     fact, plan = _check_exact(model, torch.rand(2, 3, *hw))
     assert _counts(plan) == (5, 2)
     assert {c.name: c.merged_into for c in plan if c.merged_into} == {"up_a.weight": "c4", "up_b.weight": "c5"}
@@ -157,7 +144,7 @@ class ConvReadTwice(nn.Module):
 
 @pytest.mark.parametrize("cls, expected", [(SharedNorm, {"c": "norm_c"}), (ConvReadTwice, {})])
 def test_shared_norm_or_twice_read_conv_does_not_fuse(cls: type, expected: dict) -> None:
-    model = _sparsify(cls(), 4)
+    model = fr_sparsify(cls(), 4)
     assert find_fusions(model).norms == expected
     _, plan = _check_exact(model, torch.rand(2, 8, 12, 12))
     assert {c.name.removesuffix(".weight"): c.fused_norm for c in plan if c.fused_norm} == expected
@@ -184,7 +171,7 @@ class UpReadTwice(nn.Module):
 
 
 def test_up_conv_read_twice_or_not_zero_padded_keeps_its_concat() -> None:
-    model = _sparsify(UpReadTwice(), 5)
+    model = fr_sparsify(UpReadTwice(), 5)
     x, skip = torch.rand(2, 16, 6, 8), torch.rand(2, 8, 12, 16)
     assert find_fusions(model).merges == {"ups.4": "convs.4"}
     plan = plan_factorization(model, (x, skip))
@@ -209,13 +196,13 @@ class DataDependent(nn.Module):
 
 
 def test_untraceable_model_gets_no_fusion_and_a_note() -> None:
-    model = _sparsify(DataDependent(), 6)
+    model = fr_sparsify(DataDependent(), 6)
     sites = find_fusions(model)
     assert sites.norms == {} and sites.merges == {} and "torch.fx cannot trace" in sites.note
     _, plan = _check_exact(model, torch.rand(2, 8, 12, 12))
     assert _counts(plan) == (0, 0)
     assert "torch.fx cannot trace" in describe_fusions(model, plan)
-    assert describe_fusions(_sparsify(SharedNorm(), 4), plan_factorization(_sparsify(SharedNorm(), 4), (torch.rand(1, 8, 8, 8),))) \
+    assert describe_fusions(fr_sparsify(SharedNorm(), 4), plan_factorization(fr_sparsify(SharedNorm(), 4), (torch.rand(1, 8, 8, 8),))) \
         == "fusions found on the traced graph: 1 batch-statistics norms fused, 0 upsamplings merged"
 
 
@@ -234,8 +221,8 @@ class SkipReadTwice(FunctionalUNet):
 
 def test_plan_from_another_model_is_refused() -> None:
     x = torch.rand(1, 3, 16, 24)
-    plan = plan_factorization(_sparsify(FunctionalUNet(), 3), (x,))
-    other = _sparsify(SkipReadTwice(), 3)
+    plan = plan_factorization(fr_sparsify(FunctionalUNet(), 3), (x,))
+    other = fr_sparsify(SkipReadTwice(), 3)
     assert find_fusions(other).merges == {"up_b": "c5"}
     with pytest.raises(UnsupportedLayerError, match="another model"):
         factorize_model(other, plan=plan)
@@ -243,7 +230,7 @@ def test_plan_from_another_model_is_refused() -> None:
 
 def test_forward_set_on_the_instance_is_not_traced() -> None:
     """fx would trace the class's forward, not the one the model runs: no fusion, and still exact."""
-    model = _sparsify(FunctionalUNet(), 3)
+    model = fr_sparsify(FunctionalUNet(), 3)
     model.forward = lambda x: model.head(model.c5(torch.cat([x, x], dim=1)))  # type: ignore[method-assign]
     assert "torch.fx cannot trace" in find_fusions(model).note
     _, plan = _check_exact(model, torch.rand(1, 8, 16, 24))

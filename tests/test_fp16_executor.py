@@ -152,16 +152,6 @@ def test_mirror_pad_kernel_is_numpy_pad(mode: int, np_mode: str) -> None:
     assert np.array_equal(got.numpy(), np.pad(x, pads, mode=np_mode))
 
 
-@pytest.mark.slow
-def test_reflect_padded_conv_matches_litert(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    convert(ConvertRequest("tests.zoo.zoo_models:conv_reflect", None, [parse_input_shape("input:1x4x16x16")], out,
-                           modes=["dense"], targets=["tflite-cpu"], precisions=["fp32"]))
-    path = out / "tflite" / "dense_fp32.tflite"
-    assert "MIRROR_PAD" in {op.kind for op in GraphExecutor(path, "fp32").graph.ops}
-    assert_kernels_match_litert(path)
-
-
 def test_split_kernel_gives_equal_parts() -> None:
     """SPLIT (onnx2tf's grouped ConvTranspose2d; the zoo's tconv_k2_s2_g2)."""
     from ai_edge_litert import schema_py_generated as schema
@@ -178,23 +168,20 @@ def test_split_kernel_gives_equal_parts() -> None:
 
 
 @pytest.mark.slow
-def test_grouped_transposed_conv_matches_litert(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    convert(ConvertRequest("tests.zoo.zoo_models:tconv_k2_s2_g2", None, [parse_input_shape("input:1x4x16x16")], out,
-                           modes=["dense"], targets=["tflite-cpu"], precisions=["fp32"]))
-    path = out / "tflite" / "dense_fp32.tflite"
-    assert "SPLIT" in {op.kind for op in GraphExecutor(path, "fp32").graph.ops}
-    assert_kernels_match_litert(path)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("case", ["up_nearest", "up_bilinear", "up_bilinear_ac"])
-def test_resize_kernels_match_litert(case: str, tmp_path: Path) -> None:
-    """RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR (Upsample nearest, bilinear with and without
-    align_corners; the zoo's up_* cases), op by op against LiteRT's own kernels."""
+@pytest.mark.parametrize("case, ops", [
+    ("conv_reflect", {"MIRROR_PAD"}),
+    ("tconv_k2_s2_g2", {"SPLIT"}),   # onnx2tf's grouped ConvTranspose2d
+    ("up_nearest", {"RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"}),
+    ("up_bilinear", {"RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"}),
+    ("up_bilinear_ac", {"RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"}),
+])
+def test_zoo_kernels_match_litert(case: str, ops: set[str], tmp_path: Path) -> None:
+    """The kernels the zoo asked for (MIRROR_PAD, SPLIT, RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR
+    for Upsample nearest, bilinear with and without align_corners), op by op against LiteRT's own
+    kernels on a zoo case whose file holds one of `ops`."""
     out = tmp_path / "out"
     convert(ConvertRequest(f"tests.zoo.zoo_models:{case}", None, [parse_input_shape("input:1x4x16x16")], out,
                            modes=["dense"], targets=["tflite-cpu"], precisions=["fp32"]))
     path = out / "tflite" / "dense_fp32.tflite"
-    assert {op.kind for op in GraphExecutor(path, "fp32").graph.ops} & {"RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"}
+    assert {op.kind for op in GraphExecutor(path, "fp32").graph.ops} & ops
     assert_kernels_match_litert(path)

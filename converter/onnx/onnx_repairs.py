@@ -161,6 +161,24 @@ def _each_site(graph: onnx.GraphProto, sites: list[onnx.NodeProto]) -> Iterator[
         yield node, o
 
 
+def _unblocked_sites(graph: onnx.GraphProto, sites: list[onnx.NodeProto], res: RepairResult,
+                     blocker: Callable[[onnx.GraphProto, onnx.NodeProto, _ConvOptions], str | None]
+                     ) -> Iterator[tuple[onnx.NodeProto, _ConvOptions]]:
+    """_each_site without the look-alikes `blocker` names a reason for: those are recorded in
+    `res.left` with the reason (convert.log lists them) and left as they are."""
+    for node, o in _each_site(graph, sites):
+        why = blocker(graph, node, o)
+        if why is not None:
+            res.left[node.name] = f"{o.describe(node.op_type)}: {why}"
+            continue
+        yield node, o
+
+
+def _tag(node: onnx.NodeProto, default: str) -> str:
+    """A name stem for the values a rewrite of `node` adds (its path, slashes made underscores)."""
+    return node.name.strip("/").replace("/", "_") or default
+
+
 # --- Conv with auto_pad SAME_* ------------------------------------------------------------------
 
 def same_pad_sites(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
@@ -232,7 +250,7 @@ def repair_strided_dilated(model: onnx.ModelProto) -> RepairResult:
             res.left[node.name] = f"auto_pad {o.auto_pad} (pads depend on the stride)"
             continue
         n = len(o.kernel)
-        tag = node.name.strip("/").replace("/", "_") or "conv"
+        tag = _tag(node, "conv")
         conv_attrs = {"kernel_shape": list(o.kernel), "group": o.group, "strides": [1] * n}
         if all(d % s == 0 for d, s in zip(o.dilations, o.strides)):
             # pad, subsample by s, then a stride-1 conv with dilation d/s: the same arithmetic as the original
@@ -303,13 +321,9 @@ def _kernel_is_stride(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
 def repair_conv_transpose(model: onnx.ModelProto) -> RepairResult:
     graph, res = model.graph, RepairResult()
     inits = {i.name: i for i in graph.initializer}
-    for node, o in _each_site(graph, _kernel_is_stride(graph)):
-        why = _depth_to_space_blocker(graph, node, o)
-        if why is not None:
-            res.left[node.name] = f"{o.describe('ConvTranspose')}: {why}"
-            continue
+    for node, o in _unblocked_sites(graph, _kernel_is_stride(graph), res, _depth_to_space_blocker):
         k = o.kernel[0]
-        tag = node.name.strip("/").replace("/", "_") or "conv_transpose"
+        tag = _tag(node, "conv_transpose")
         wshape = _weight_shape(graph, node.input[1])
         assert wshape is not None
         c_in, c_out = wshape[0], wshape[1]
@@ -370,16 +384,12 @@ def repair_dilated_conv_transpose(model: onnx.ModelProto) -> RepairResult:
     TF lowers a dilated conv2d_transpose to Conv2DBackpropInput, which TFLite cannot hold."""
     graph, res = model.graph, RepairResult()
     inits = {i.name: i for i in graph.initializer}
-    for node, o in _each_site(graph, _dilated_conv_transposes(graph)):
-        why = _undilate_blocker(graph, node, o)
-        if why is not None:
-            res.left[node.name] = f"{o.describe('ConvTranspose')}: {why}"
-            continue
+    for node, o in _unblocked_sites(graph, _dilated_conv_transposes(graph), res, _undilate_blocker):
         w = numpy_helper.to_array(inits[node.input[1]])
         n = len(o.kernel)
         big = np.zeros(w.shape[:2] + tuple(d * (k - 1) + 1 for k, d in zip(o.kernel, o.dilations)), w.dtype)
         big[(slice(None), slice(None), *(slice(None, None, d) for d in o.dilations))] = w
-        weight = _unique(graph, f"{node.name.strip('/').replace('/', '_') or 'conv_transpose'}_w_undilated")
+        weight = _unique(graph, f"{_tag(node, 'conv_transpose')}_w_undilated")
         graph.initializer.append(numpy_helper.from_array(big, weight))
         node.input[1] = weight
         keep = [a for a in node.attribute if a.name not in ("dilations", "kernel_shape")]
@@ -411,7 +421,7 @@ def repair_erf(model: onnx.ModelProto) -> RepairResult:
     graph, res = model.graph, RepairResult()
     for out in _outputs(erf_sites(graph)):
         node = _node(graph, out)
-        tag = node.name.strip("/").replace("/", "_") or "erf"
+        tag = _tag(node, "erf")
         new: list[onnx.NodeProto] = []
 
         def const(value: float, name: str) -> str:
@@ -477,7 +487,7 @@ def repair_layer_norm(model: onnx.ModelProto) -> RepairResult:
         rank = len(shape)
         axis = int(a.get("axis", -1)) % rank
         axes = list(range(axis, rank))
-        tag = node.name.strip("/").replace("/", "_") or "layer_norm"
+        tag = _tag(node, "layer_norm")
         x = node.input[0]
         new: list[onnx.NodeProto] = []
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from frlite.converter.fr.fr_layers import FRConv2d, FRConvTranspose2d, FRLinear
-from tests.models.small_fr import _fr_sparsify
+from tests.models.small_fr import fr_sparsify
 
 
 class StridedDilated(nn.Module):
@@ -39,8 +39,8 @@ class KernelEqStrideUp(nn.Module):
 
 
 def strided_dilated() -> nn.Module:
-    return _fr_sparsify(StridedDilated(), 11)
+    return fr_sparsify(StridedDilated(), 11)
 
 
 def kernel_eq_stride_up() -> nn.Module:
-    return _fr_sparsify(KernelEqStrideUp(), 12, box=(4, 4, 2, 2))
+    return fr_sparsify(KernelEqStrideUp(), 12, box=(4, 4, 2, 2))

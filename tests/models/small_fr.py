@@ -10,7 +10,9 @@ from torch import nn
 from frlite.converter.fr.fr_layers import FRConv2d, FRConvTranspose2d, FRLinear, fr_layers
 
 
-def _fr_sparsify(model: nn.Module, seed: int, box: tuple[int, ...] = (4, 4, 2, 2)) -> nn.Module:
+def fr_sparsify(model: nn.Module, seed: int, box: tuple[int, ...] = (4, 4, 2, 2)) -> nn.Module:
+    """Random coefficients in a low-frequency corner box of every FR layer (biases small and
+    random), as FR training leaves them; the model in eval mode."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for _, layer in fr_layers(model):
@@ -56,11 +58,11 @@ class Decoder(nn.Module):
 
 
 def classifier() -> nn.Module:
-    return _fr_sparsify(Classifier(), 1)
+    return fr_sparsify(Classifier(), 1)
 
 
 def decoder() -> nn.Module:
-    return _fr_sparsify(Decoder(), 2, box=(3, 3, 2, 2))
+    return fr_sparsify(Decoder(), 2, box=(3, 3, 2, 2))
 
 
 def frereg_net() -> nn.Module:
@@ -93,7 +95,7 @@ def frereg_net() -> nn.Module:
 def unet_small() -> nn.Module:
     from frlite.converter.models.unet import build_unet
 
-    return _fr_sparsify(build_unet(width=8), 4)
+    return fr_sparsify(build_unet(width=8), 4)
 
 
 class _PoolsToFixedGrid(nn.Module):
@@ -110,7 +112,7 @@ class _PoolsToFixedGrid(nn.Module):
 
 
 def pools_to_fixed_grid() -> nn.Module:
-    return _fr_sparsify(_PoolsToFixedGrid(), 1, box=(2, 2, 2, 2))
+    return fr_sparsify(_PoolsToFixedGrid(), 1, box=(2, 2, 2, 2))
 
 
 class _Mystery(torch.autograd.Function):
@@ -135,7 +137,7 @@ class WithCustomOp(nn.Module):
 
 
 def with_custom_op() -> nn.Module:
-    return _fr_sparsify(WithCustomOp(), 5)
+    return fr_sparsify(WithCustomOp(), 5)
 
 
 class _Overflowing(nn.Module):
@@ -152,7 +154,7 @@ class _Overflowing(nn.Module):
 
 
 def overflowing() -> nn.Module:
-    m = _fr_sparsify(_Overflowing(), 5)
+    m = fr_sparsify(_Overflowing(), 5)
     with torch.no_grad():  # the inverse DCT is linear: scaling the coefficients scales the weights
         m.conv1.weight.mul_(2e4)
         m.conv1.bias.mul_(2e4)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from frlite.converter.fr.fr_layers import FRConv2d, FRConvTranspose2d, FRLinear
-from tests.models.small_fr import _fr_sparsify
+from tests.models.small_fr import fr_sparsify
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ BY_NAME: dict[str, ZooCase] = {c.name: c for c in CASES}
 
 
 def case_model(case: ZooCase) -> nn.Module:
-    return _fr_sparsify(case.build(), sum(map(ord, case.name)) % 1000)
+    return fr_sparsify(case.build(), sum(map(ord, case.name)) % 1000)
 
 
 class AllInOne(nn.Module):
