@@ -194,7 +194,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         inputs=parse_input_shapes(args.input or []), out=Path(args.out),
         modes=_split(args.mode), targets=_split(args.target), precisions=_split(args.precision),
         output_names=_split(args.output_name, dedupe=False) if args.output_name else None, overwrite=args.overwrite,
-        input_files=args.inputs,
+        input_files=args.inputs, calibration_files=args.calibration, io_dtype=args.io_dtype,
+        integer_gate=args.integer_gate,
         progress=silent if args.quiet else _to_stderr,
     )
     result = convert(req)
@@ -364,7 +365,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", nargs="+", default=["onnx"],
                    help="onnx, ort-mobile, tflite-cpu, tflite-gpu, tflite-nnapi (several allowed; default onnx)")
     p.add_argument("--precision", nargs="+", default=["fp32"], help="fp32, fp16 (TFLite files), int8-dynamic (TFLite, dense "
-                   "mode only); several allowed; default fp32")
+                   "mode only), int8 / int16x8 (full-integer TFLite for NPUs, dense and factorized, needs "
+                   "--calibration); several allowed; default fp32")
+    p.add_argument("--calibration", nargs="+", metavar="FILE_OR_FOLDER",
+                   help="int8 / int16x8: typical inputs the activation ranges are measured on (images or .npy/.npz "
+                        "at the --input size, read like --inputs); 2-8 suffice for a segmentation net, each is used once")
+    p.add_argument("--integer-gate", type=float, metavar="MIN",
+                   help="int8 / int16x8: least task metric a file must keep against PyTorch fp32, else nothing is "
+                        "written (default: 0.99 of pixels for segmentation, 1.0 top-1 agreement, 20 dB SQNR otherwise)")
+    p.add_argument("--io-dtype", default="float", choices=["float", "int8", "uint8"],
+                   help="int8 files: type of the model's inputs and outputs (default float: the file quantizes them)")
     p.add_argument("--out", required=True, help="output folder (written whole or not at all)")
     p.add_argument("--inputs", nargs="+", metavar="FILE_OR_FOLDER",
                    help="your own images (.png/.jpg, scaled /255) or .npy/.npz arrays at the --input size: quick "

@@ -9,6 +9,7 @@ would fuse them away).
 """
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,10 @@ class LayerRow:
     layer: str
     max_abs_error: float
     rel_to_scale: float
+    # integer files: quantization error of the op output against the float twin (quant_layers.py)
+    sqnr_db: float | None = None
+    cosine: float | None = None
+    added_db: float | None = None
 
 
 @dataclass
@@ -98,8 +103,24 @@ def _tflite_layer_outputs(path: Path, art: Artifact, feeds: dict[str, np.ndarray
     return out
 
 
+def integer_layers(art: Artifact) -> LayerComparison:
+    """A full-integer file's per-layer quantization error, as convert measured it: every op output
+    against the file's fp32 twin (the same integer-ready graph in float, not kept in the folder),
+    on the first gate input. The worst layer is the one adding the most noise."""
+    assert art.integer is not None
+    rows = [LayerRow(f"{r['tensor']} ({r['op']}" + (f", after {r['after_layer']}" if r.get("after_layer") else "") + ")",
+                     math.nan, float(r["rel_error"]) if r.get("rel_error") is not None else math.nan,
+                     r.get("sqnr_db"), r.get("cosine"), r.get("added_db")) for r in art.integer.layers]
+    worst = art.integer.worst_layers[0]["tensor"] if art.integer.worst_layers else None
+    first = next((row.layer for row in rows if worst and row.layer.startswith(worst + " (")), None)
+    return LayerComparison(rows, first, art.integer.threshold,
+                           f"quantization error per op against the fp32 twin, measured by convert on {art.integer.inputs}")
+
+
 def compare_layers(model: torch.nn.Module, folder: Path, art: Artifact, feeds: dict[str, np.ndarray],
                    tolerance: float) -> LayerComparison:
+    if art.integer is not None:
+        return integer_layers(art)
     if not art.layer_outputs:
         return LayerComparison([], None, tolerance, "this file records no layer mapping (e.g. ORT format)")
     ref = torch_layer_outputs(model, [feeds[i.model_name] for i in art.inputs])

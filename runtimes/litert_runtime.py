@@ -55,6 +55,8 @@ class LiteRTRuntime(Runtime):
         known = io_specs.get(name)
         shape = tuple(int(s) for s in detail["shape"])
         dtype = np.dtype(detail["dtype"]).name
+        if _quantization(detail) is not None:
+            dtype = "float32"  # an integer-I/O file takes and gives real values: run_native (de)quantizes
         if known is not None:
             return TensorSpec(name, shape, dtype, known.layout, known.perm_from_model)
         return TensorSpec(name, shape, dtype, "model")
@@ -66,9 +68,34 @@ class LiteRTRuntime(Runtime):
         return list(self._outputs)
 
     def run_native(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        ins = {d["sig_name"]: d for d in self._details(inputs=True)}
+        outs = {d["sig_name"]: d for d in self._details(inputs=False)}
+        feeds = {k: _to_file(v, ins[k]) for k, v in feeds.items()}
         if self._runner is not None:
-            return {k: np.array(v) for k, v in self._runner(**feeds).items()}
+            return {k: _from_file(np.array(v), outs[k]) for k, v in self._runner(**feeds).items()}
         for d in self.interpreter.get_input_details():
             self.interpreter.set_tensor(d["index"], feeds[d["name"]])
         self.interpreter.invoke()
-        return {d["name"]: np.array(self.interpreter.get_tensor(d["index"])) for d in self.interpreter.get_output_details()}
+        return {d["name"]: _from_file(np.array(self.interpreter.get_tensor(d["index"])), outs[d["name"]])
+                for d in self.interpreter.get_output_details()}
+
+
+def _quantization(detail: dict) -> tuple[float, int] | None:
+    """(scale, zero point) of an integer input / output of a full-integer file, else None."""
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if np.dtype(detail["dtype"]).kind in "iu" and scale:
+        return float(scale), int(zero_point)
+    return None
+
+
+def _to_file(x: np.ndarray, detail: dict) -> np.ndarray:
+    q = _quantization(detail)
+    if q is None:
+        return x
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(x / q[0]) + q[1], info.min, info.max).astype(detail["dtype"])
+
+
+def _from_file(y: np.ndarray, detail: dict) -> np.ndarray:
+    q = _quantization(detail)
+    return y if q is None else (y.astype(np.float32) - np.float32(q[1])) * np.float32(q[0])

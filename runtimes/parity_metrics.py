@@ -90,6 +90,13 @@ class TaskMetrics:
     top5_agreement: float | None = None    # classification: same top-5 set
 
 
+def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
+    """Signal-to-quantization-noise ratio: 10 log10(sum ref^2 / sum (ref - got)^2); inf when equal."""
+    err = float(((ref.astype(np.float64) - got) ** 2).sum())
+    power = float((ref.astype(np.float64) ** 2).sum())
+    return math.inf if err == 0 else (10 * math.log10(power / err) if power > 0 else -math.inf)
+
+
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
     s = a.sum() + b.sum()
     return 1.0 if s == 0 else float(2 * np.logical_and(a, b).sum() / s)

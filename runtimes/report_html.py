@@ -15,7 +15,7 @@ import numpy as np
 
 from frlite.runtimes.parity_run import ParityReport, RunResult
 from frlite.runtimes.report_decision import render_html as render_decision
-from frlite.runtimes.report_markdown import _task_cell, sample_metrics
+from frlite.runtimes.report_markdown import _num, _task_cell, sample_metrics
 from frlite.runtimes.report_overlay import segmentation_pictures
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}
@@ -145,10 +145,15 @@ def format_html(report: ParityReport, earlier_sections: dict[str, str] | None = 
         first = cmp["first_divergent"]
         parts.append(f"<h2>Per-layer comparison: {e(label)}</h2><p>"
                      + (f"<b class='fail'>First layer where the error jumps: {e(first)}</b>" if first else e(cmp.get("note") or "No single layer stands out."))
-                     + "</p><table><tr><th>FR layer</th><th>max abs error</th><th>/ layer scale</th></tr>")
+                     + "</p><table>")
+        quant = any(r.get("sqnr_db") is not None for r in cmp["rows"])  # an integer file: error per op
+        parts.append("<tr><th>op output</th><th>SQNR dB</th><th>cosine</th><th>loses dB here</th></tr>" if quant
+                     else "<tr><th>FR layer</th><th>max abs error</th><th>/ layer scale</th></tr>")
         for r in cmp["rows"]:
             cls = " class='fail'" if r["layer"] == first else ""
-            parts.append(f"<tr{cls}><td>{e(r['layer'])}</td><td>{r['max_abs_error']:.3e}</td><td>{r['rel_to_scale']:.2e}</td></tr>")
+            cells = ([_num(r.get("sqnr_db")), _num(r.get("cosine"), 4), _num(r.get("added_db"))] if quant
+                     else [f"{r['max_abs_error']:.3e}", f"{r['rel_to_scale']:.2e}"])
+            parts.append(f"<tr{cls}><td>{e(r['layer'])}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         parts.append("</table>")
     env = report.environment
     parts.append(f"<h2>Environment</h2><p>{e(str(env['cpu']))}, {env['cores']} cores, threads {env['threads']}; "

@@ -8,6 +8,10 @@ from frlite.runtimes.parity_run import OutputResult, ParityReport, RunResult
 from frlite.runtimes.report_decision import render_markdown
 
 
+def _num(v: object, digits: int = 1) -> str:
+    return "-" if v is None else f"{float(v):.{digits}f}"  # type: ignore[arg-type]
+
+
 def _task_cell(run: RunResult) -> str:
     cells = []
     for o in run.outputs:
@@ -52,8 +56,14 @@ def format_markdown(report: ParityReport) -> str:
         lines += ["", f"## Per-layer comparison: {label}", "",
                   (f"**First layer where the error jumps: `{first}`**" if first else
                    "No single layer stands out." if cmp["rows"] else cmp.get("note", "")), "",
-                  "| FR layer | max abs error | / layer scale |", "|---|---:|---:|"]
-        lines += [f"| {r['layer']} | {r['max_abs_error']:.3e} | {r['rel_to_scale']:.2e} |" for r in cmp["rows"]]
+                  ]
+        if any(r.get("sqnr_db") is not None for r in cmp["rows"]):  # an integer file: quantization error per op
+            lines += ["| op output | SQNR dB | cosine | loses dB here |", "|---|---:|---:|---:|"]
+            lines += [f"| {r['layer']} | {_num(r.get('sqnr_db'))} | {_num(r.get('cosine'), 4)} | {_num(r.get('added_db'))} |"
+                      for r in cmp["rows"]]
+        else:
+            lines += ["| FR layer | max abs error | / layer scale |", "|---|---:|---:|"]
+            lines += [f"| {r['layer']} | {r['max_abs_error']:.3e} | {r['rel_to_scale']:.2e} |" for r in cmp["rows"]]
     lines += ["", "## Tolerances", "",
               "An element passes when |got - ref| <= atol + rtol x |ref|. Defaults per precision "
               "(atol as a fraction of the reference's max |value|):", ""]

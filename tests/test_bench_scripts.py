@@ -31,7 +31,7 @@ def run_script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[
 
 def test_every_script_is_covered() -> None:
     assert SCRIPTS == ["bench_convert.py", "bench_factorized.py", "bench_fp16_arith.py", "bench_fp16_safety.py",
-                       "bench_generality.py", "bench_parity.py"]
+                       "bench_generality.py", "bench_integer.py", "bench_parity.py"]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -104,3 +104,17 @@ def test_generality_bench_at_a_small_size(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert set(json.loads((out / "bench_generality.json").read_text())["speedup"]) == {
         "built-in unet", "authors' UNet (file.py:factory)"}
+
+
+@pytest.mark.slow
+def test_integer_bench_with_a_tiny_model(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    r = run_script("bench_integer.py", "--model", TINY, "--size", "32x48", "--latency-size", "32x48", "--threads", "1",
+                   "--runs", "1", "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = json.loads((out / "bench_integer.json").read_text())
+    assert {row["file"] for row in data["accuracy"]} == {f"tflite/{m}_{p}.tflite" for m in ("dense", "factorized")
+                                                         for p in ("int8", "int16x8")}
+    assert "calibrated on noise: exit" in r.stdout
+    assert {"tflite/factorized_int8.tflite", "tflite/factorized_fp32.tflite", "tflite/dense_fp32.tflite"} <= set(
+        data["latency"]["median_seconds"])

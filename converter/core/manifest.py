@@ -71,10 +71,32 @@ class Fp16Arith:
 
 
 @dataclass
+class IntegerCheck:
+    """A full-integer file (int8 / int16x8): what it was calibrated on, the task gate convert ran on
+    it against PyTorch fp32 (converter/core/tolerances.py INTEGER_GATES) and the layers that lose
+    the most (runtimes/quant_layers.py: SQNR of every op output against the file's fp32 twin)."""
+
+    activations: str                      # int8 | int16
+    io_dtype: str                         # float | int8 | uint8
+    calibration: list[dict[str, Any]]     # per sample: source and sha256 (Sample.record)
+    task: str                             # segmentation | classification | none
+    metric: str                           # pixel_agreement | top1_agreement | sqnr_db
+    value: float | None                   # worst over the check inputs (None: not finite)
+    threshold: float
+    passed: bool
+    inputs: str                           # what the gate ran on
+    output_sqnr_db: float | None = None   # the outputs' SQNR against PyTorch fp32, worst sample
+    worst_layers: list[dict[str, Any]] = field(default_factory=list)  # LayerError records, worst first
+    layers: list[dict[str, Any]] = field(default_factory=list)        # every compared op output, graph order
+    plan: list[dict[str, Any]] = field(default_factory=list)  # per-layer precision decisions (forms)
+    message: str = ""
+
+
+@dataclass
 class Artifact:
     mode: str                # dense | idct | factorized
     target: str              # onnx | ort-mobile | tflite-cpu | tflite-gpu | tflite-nnapi
-    precision: str           # fp32 | fp16 | int8-dynamic
+    precision: str           # fp32 | fp16 | int8-dynamic | int8 | int16x8
     runtime: str             # onnxruntime | tflite
     path: str                # relative to the folder
     size_bytes: int
@@ -93,6 +115,8 @@ class Artifact:
     session_options: dict[str, str] = field(default_factory=dict)
     # tflite files for gpu / nnapi targets: measured fp16-arithmetic verdict (None: not measured)
     fp16_arith: Fp16Arith | None = None
+    # full-integer files: calibration, task gate and per-layer quantization error (None: not integer)
+    integer: IntegerCheck | None = None
 
     @property
     def computes_in_fp16_on_delegates(self) -> bool:

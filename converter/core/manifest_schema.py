@@ -22,7 +22,7 @@ from frlite.converter.core.errors import ManifestError
 # what `frlite convert` writes (tests assert these equal convert_pipeline's own tuples)
 MODES = ("dense", "idct", "factorized")
 TARGETS = ("onnx", "ort-mobile", "tflite-cpu", "tflite-gpu", "tflite-nnapi")
-PRECISIONS = ("fp32", "fp16", "int8-dynamic")
+PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8", "int16x8")
 RUNTIME_OF_TARGET = {"onnx": "onnxruntime", "ort-mobile": "onnxruntime", "tflite-cpu": "tflite",
                      "tflite-gpu": "tflite", "tflite-nnapi": "tflite"}
 RUNTIMES = ("onnxruntime", "tflite")

@@ -197,6 +197,10 @@ def verdict(s: TfliteSummary, index: int, op: TfliteOp, rule: OpRule | None, tar
         msg = CHECKS[name](s, op)
         if msg:
             reasons.append(msg)
+    # 16x8 files: neither delegate maps int16 activations (NNAPI's QUANT16 types serve a few LSTM /
+    # dequantize paths only; the GPU delegate reads float and int8)
+    if any(s.tensors[i].dtype == "int16" and not _is_const(s, i) for i in inputs + list(op.outputs)):
+        reasons.append("int16 activations (16x8): no 16x8 kernel in this delegate")
     return OpVerdict(index, op.name, not reasons, reasons)
 
 
@@ -211,7 +215,22 @@ def check_model(path: Path, target: str, precision: str) -> CompatReport:
         notes.append(f"verdicts assume Android API {NNAPI_API_LEVEL}; the delegated ops need API >= {need}.")
     if target == "tflite-gpu":
         notes.append("benchmark_model --use_gpu runs fp16 unless --gpu_precision_loss_allowed=false.")
+    notes += _integer_notes(target, precision)
     return CompatReport(target, path.name, precision, ops, notes)
+
+
+def _integer_notes(target: str, precision: str) -> list[str]:
+    """What a full-integer file means on each delegate (not visible op by op)."""
+    if precision == "int8" and target == "tflite-gpu":
+        return ["the GPU delegate runs an int8 file by dequantizing it and computing in float (fp16 when precision "
+                "loss is allowed): no faster than the float file there, and not the arithmetic the integer gate measured."]
+    if precision == "int8" and target == "tflite-nnapi":
+        return ["int8 (signed) tensors need NNAPI 1.3 (Android API 30); an accelerator runs the delegated part in "
+                "integers, as the integer gate measured on LiteRT's CPU kernels."]
+    if precision == "int16x8":
+        return ["16x8 files run on LiteRT's CPU kernels; NPUs that take int16 activations do so through vendor "
+                "delegates (e.g. Qualcomm's), which this report does not model."]
+    return []
 
 
 def format_markdown(rep: CompatReport) -> str:

@@ -31,6 +31,9 @@ class BatchStatNorm2d(nn.Module):
         self.weight = None if source.weight is None else nn.Parameter(source.weight.detach().clone())
         self.bias = None if source.bias is None else nn.Parameter(source.bias.detach().clone())
         self.register_buffer("prescale", None)    # (1, C, 1, 1) or None
+        # centered * rsqrt(var + eps) instead of centered / sqrt(var + eps): the same function, and the
+        # form integer files need (TF 2.19 quantizes RSQRT and MUL to 16x8, not SQRT or DIV)
+        self.rsqrt_form = False
         self.register_buffer("scaled_eps", None)  # c^2 eps, same shape
 
     def set_prescale(self, c: torch.Tensor) -> None:
@@ -45,7 +48,8 @@ class BatchStatNorm2d(nn.Module):
         if self.prescale is not None:
             centered = centered * self.prescale
         var = (centered * centered).mean(dim=(0, 2, 3), keepdim=True)
-        y = centered / torch.sqrt(var + (self.eps if self.scaled_eps is None else self.scaled_eps))
+        eps = self.eps if self.scaled_eps is None else self.scaled_eps
+        y = centered * torch.rsqrt(var + eps) if self.rsqrt_form else centered / torch.sqrt(var + eps)
         if self.weight is not None:
             y = y * self.weight.view(1, -1, 1, 1)
         if self.bias is not None:

@@ -22,11 +22,13 @@ from frlite.converter.core.manifest import Artifact, Manifest, PassRecord, Tenso
 from frlite.converter.core.layouts import model_layout
 from frlite.converter.core.memory import PeakMemory, release_memory
 from frlite.converter.core.shape_spec import InputShape
+from frlite.converter.core.tolerances import INTEGER_PRECISIONS  # noqa: F401 (full-integer files, for NPUs)
 from frlite.runtimes.base import RunOptions
 
 MODES = ("dense", "idct", "factorized")
 TARGETS = ("onnx", "ort-mobile", "tflite-cpu", "tflite-gpu", "tflite-nnapi")
-PRECISIONS = ("fp32", "fp16", "int8-dynamic")
+PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8", "int16x8")
+IO_DTYPES = ("float", "int8", "uint8")
 TFLITE_TARGETS = ("tflite-cpu", "tflite-gpu", "tflite-nnapi")
 # ONNX Runtime level per mode where "all" is not best: its NCHWc layout pass wraps the factorized
 # model's 1-5-channel convs in reorders of full-size tensors (UNet 320x480: 159 ms at "all",
@@ -50,6 +52,10 @@ class ConvertRequest:
     # images / .npy / .npz in the model's input size: the check inputs instead of seeded samples
     input_files: list[str] | None = None
     seed: int = 0
+    # full-integer precisions: calibration inputs (same files as --inputs takes) and the I/O type
+    calibration_files: list[str] | None = None
+    io_dtype: str = "float"
+    integer_gate: float | None = None  # least task metric an integer file keeps (None: INTEGER_GATES)
     progress: Callable[[str], None] = lambda msg: None
 
 
@@ -106,6 +112,13 @@ class ConvertContext:
     tflite_converted: dict[str, Path] = field(default_factory=dict)  # mode -> fp32 .tflite onnx2tf made
     tflite_seconds: dict[str, float] = field(default_factory=dict)   # mode -> onnx2tf seconds
     tflite_files: dict[tuple[str, str], Path] = field(default_factory=dict)  # (mode, precision) -> tmp/tflite/...
+    integer_sources: dict[str, Path] = field(default_factory=dict)   # mode -> integer-ready ONNX (export_integer)
+    integer_plans: dict[str, list[dict]] = field(default_factory=dict)  # mode -> per-layer decisions for integers
+    integer_twins: dict[str, Path] = field(default_factory=dict)     # mode -> fp32 .tflite of the integer-ready form
+    tflite_integer: dict[tuple[str, str], Path] = field(default_factory=dict)  # (mode, int8|int16x8) -> work file
+    integer_fallback: dict[tuple[str, str], str] = field(default_factory=dict)  # why some ops stayed float
+    calibration: list[Any] | None = None     # Sample records the integer files were calibrated on (calibration_samples)
+    integer_checks: dict[str, dict] = field(default_factory=dict)    # file -> the integer gate's record
     artifacts: list[Artifact] = field(default_factory=list)
     notes: dict[str, list[str]] = field(default_factory=dict)       # idct layers a converter rewrote beyond recognition
     layer_maps: dict[str, dict] = field(default_factory=dict)       # file -> FR layer -> tensor holding its output
@@ -139,14 +152,23 @@ class ConvertContext:
 
         return describe_samples(self._check_inputs())
 
+    def calibration_samples(self) -> list[Any]:
+        """The --calibration inputs (Sample records), read like --inputs: loaded once."""
+        from frlite.runtimes.parity_inputs import load_inputs
+
+        if self.calibration is None:
+            self.calibration = load_inputs(self.req.calibration_files, self._input_specs(), 0, self.req.seed)
+        return self.calibration
+
+    def _input_specs(self) -> list[TensorInfo]:
+        return [TensorInfo(s.name, list(s.shape), "float32", model_layout(len(s.shape)), s.name) for s in self.req.inputs]
+
     def _check_inputs(self) -> list[Any]:
         from frlite.runtimes.parity_inputs import load_inputs
 
         if self.loaded_samples is None:
             assert self.req.parity_samples is not None
-            specs = [TensorInfo(s.name, list(s.shape), "float32", model_layout(len(s.shape)), s.name)
-                     for s in self.req.inputs]
-            self.loaded_samples = load_inputs(self.req.input_files, specs, self.req.parity_samples, self.req.seed)
+            self.loaded_samples = load_inputs(self.req.input_files, self._input_specs(), self.req.parity_samples, self.req.seed)
         return self.loaded_samples
 
 

@@ -3,8 +3,9 @@
 The request is checked first (bad usage runs nothing), then --out (AtomicFolder.check), then the
 pass list CONVERT_PASSES runs over one ConvertContext (converter/passes/driver.py logs each pass's
 time and peak memory; the manifest lists them):
-  load_model -> open_output -> export_dense -> export_idct -> factorize -> repair_* (exact ONNX
-  rewrites, only when a graph has the pattern) -> onnx_artifacts -> onnx2tf -> tflite_files -> tflite_artifacts -> annotate_artifacts -> quick_parity ->
+  load_model -> open_output -> export_dense -> export_idct -> factorize -> export_integer -> repair_* (exact ONNX
+  rewrites, only when a graph has the pattern) -> onnx_artifacts -> onnx2tf -> tflite_files -> tflite_artifacts -> annotate_artifacts -> integer_gate ->
+  quick_parity ->
   fp16_arith_check -> build_manifest
 then manifest.json and convert.log are written and the temp folder becomes --out. Each pass says
 which modes / targets it serves (`applies`); shared work (export, the onnx2tf run) happens once
@@ -16,6 +17,7 @@ fp16) neither overflows nor cancels in its batch-statistics norms (converter/for
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -31,14 +33,17 @@ from frlite.converter.core.output_folder import AtomicFolder
 from frlite.converter.models.model_spec import spec_file
 from frlite.converter.passes.annotate_artifacts import AnnotateArtifacts
 from frlite.converter.passes.build_manifest import BuildManifest
-from frlite.converter.passes.context import (MODES, ORT_LEVEL, PRECISIONS, TARGETS, TFLITE_TARGETS,  # noqa: F401 (API)
+from frlite.converter.passes.context import (INTEGER_PRECISIONS, IO_DTYPES, MODES, ORT_LEVEL, PRECISIONS,  # noqa: F401 (API)
+                                             TARGETS, TFLITE_TARGETS,
                                              ConvertContext, ConvertLog, ConvertRequest)
 from frlite.converter.passes.context import worst_error as _worst_error  # noqa: F401 (tests)
 from frlite.converter.passes.driver import Pass, PassOrderError, run_passes
 from frlite.converter.passes.export_dense import ExportDense, dense_export_module  # noqa: F401 (API)
 from frlite.converter.passes.export_idct import ExportIdct
+from frlite.converter.passes.export_integer import ExportInteger
 from frlite.converter.passes.factorize import Factorize
 from frlite.converter.passes.fp16_arith_check import Fp16ArithCheck
+from frlite.converter.passes.integer_gate import IntegerGate
 from frlite.converter.passes.load_model import LoadModel
 from frlite.converter.passes.onnx2tf import Onnx2tf
 from frlite.converter.passes.onnx_artifacts import OnnxArtifacts
@@ -50,8 +55,8 @@ from frlite.converter.passes.tflite_files import TfliteFiles
 
 # the conversion, in order; data, so a new pass is inserted (driver.insert_after), not coded in
 CONVERT_PASSES: tuple[Pass, ...] = (
-    LoadModel(), OpenOutput(), ExportDense(), ExportIdct(), Factorize(), *REPAIR_PASSES, OnnxArtifacts(), Onnx2tf(), TfliteFiles(),
-    TfliteArtifacts(), AnnotateArtifacts(), QuickParity(), Fp16ArithCheck(), BuildManifest(),
+    LoadModel(), OpenOutput(), ExportDense(), ExportIdct(), Factorize(), ExportInteger(), *REPAIR_PASSES, OnnxArtifacts(), Onnx2tf(), TfliteFiles(),
+    TfliteArtifacts(), AnnotateArtifacts(), IntegerGate(), QuickParity(), Fp16ArithCheck(), BuildManifest(),
 )
 
 
@@ -63,14 +68,14 @@ def _check_choices(values: list[str], allowed: tuple[str, ...], flag: str) -> No
 
 def planned_files(modes: list[str], targets: list[str], precisions: list[str]) -> list[tuple[str, str, str]]:
     """(mode, target, precision) of every artifact a request writes: ONNX and ORT files are fp32
-    only, factorized .tflite files fp32 / fp16."""
+    only, factorized .tflite files fp32 / fp16 / full-integer."""
     out = []
     for mode in modes:
         for target in targets:
             for precision in precisions:
                 if target in ("onnx", "ort-mobile") and precision != "fp32":
                     continue
-                if target in TFLITE_TARGETS and mode == "factorized" and precision not in ("fp32", "fp16"):
+                if target in TFLITE_TARGETS and mode == "factorized" and precision not in ("fp32", "fp16", *INTEGER_PRECISIONS):
                     continue
                 out.append((mode, target, precision))
     return out
@@ -89,6 +94,30 @@ def _check_plan(req: ConvertRequest) -> None:
         if unused:
             raise UsageError(f"{flag} {' '.join(unused)} writes no file with {asked} (ONNX and ORT files are fp32 only); "
                              "drop it or add a target that takes it")
+
+
+def _check_integer(req: ConvertRequest) -> None:
+    """Full-integer precisions: calibrated, TFLite, and not idct."""
+    _check_choices([req.io_dtype], IO_DTYPES, "--io-dtype")
+    ints = [p for p in req.precisions if p in INTEGER_PRECISIONS]
+    if not ints:
+        if req.calibration_files or req.io_dtype != "float" or req.integer_gate is not None:
+            raise UsageError("--calibration, --io-dtype and --integer-gate apply to --precision int8 / int16x8 only; "
+                             "add one or drop them")
+        return
+    if "idct" in req.modes:
+        # integer kernels take constant weights whose per-channel scales are fixed at conversion; an
+        # idct file computes its weights at run time, so its integer form is the dense int8 file
+        raise UsageError(f"--precision {' '.join(ints)} applies to --mode dense and factorized: idct rebuilds its "
+                         "weights in fp32 at run time, which integer kernels cannot take (use --mode dense for the "
+                         "same weights quantized)")
+    if req.integer_gate is not None and not math.isfinite(req.integer_gate):
+        raise UsageError("--integer-gate must be a number (a fraction of pixels / samples, or dB)")
+    if not req.calibration_files:
+        raise UsageError(f"--precision {' '.join(ints)} needs --calibration FILES: a few typical inputs (images or "
+                         ".npy/.npz at the --input size) to measure activation ranges on")
+    if req.io_dtype != "float" and "int16x8" in ints:
+        raise UsageError("--io-dtype int8/uint8 applies to --precision int8; int16x8 files take float inputs")
 
 
 _TENSOR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")  # what --input names allow (shape_spec.py)
@@ -127,6 +156,7 @@ def check_request(req: ConvertRequest) -> None:
         raise UsageError("give at least one --input NAME:DIMS, e.g. --input input:1x3x640x959")
     if "int8-dynamic" in req.precisions and req.modes != ["dense"]:
         raise UsageError("--precision int8-dynamic applies to --mode dense only (idct rebuilds fp32 weights at run time)")
+    _check_integer(req)
     _check_plan(req)
     _check_names(req)
 
@@ -140,7 +170,8 @@ def convert(req: ConvertRequest, passes: Sequence[Pass] = CONVERT_PASSES) -> Con
         req.parity_samples = 1 if big_inputs else 2
     check_request(req)
     # --out is checked before any work: a bad one is bad usage and nothing runs
-    inputs = [req.weights, spec_file(req.model_spec), *map(Path, req.input_files or [])]
+    inputs = [req.weights, spec_file(req.model_spec), *map(Path, req.input_files or []),
+              *map(Path, req.calibration_files or [])]
     writer = AtomicFolder(req.out, req.overwrite, inputs=inputs, kind="convert")
     writer.check()
     log = ConvertLog(req.progress)

@@ -9,7 +9,7 @@ from frlite.converter.fr.fr_layers import fr_layers
 from frlite.converter.forms.fp16_rescale import apply_prescales, prescale_stat_norms
 from frlite.converter.onnx.onnx_export import export_onnx, simplify_onnx
 from frlite.converter.onnx.onnx_idct import onnx_layer_outputs
-from frlite.converter.passes.context import ConvertContext
+from frlite.converter.passes.context import INTEGER_PRECISIONS, ConvertContext
 from frlite.converter.passes.driver import BasePass
 
 
@@ -45,7 +45,8 @@ class ExportDense(BasePass):
                          adds=("onnx_files.dense",))
 
     def applies(self, ctx: ConvertContext) -> bool:
-        return "dense" in ctx.req.modes
+        # integer files come from their own form (export_integer): only float files need this one
+        return "dense" in ctx.req.modes and any(p not in INTEGER_PRECISIONS for p in ctx.req.precisions)
 
     def run(self, ctx: ConvertContext) -> None:
         assert ctx.tmp is not None and ctx.example is not None and ctx.out_names is not None and ctx.weights is not None

@@ -1,7 +1,8 @@
 """Pass onnx2tf: onnx2tf + the TFLite converter (in a child process, converter/tflite/onnx2tf_runner.py)
 on the dense ONNX, the weight-free skeleton and the factorized ONNX (or their repaired copies,
 converter/passes/onnx_repair.py): one run per form, shared by every precision and tflite target
-(int8-dynamic comes out of the dense run).
+(int8-dynamic comes out of the dense run), and one more per integer-ready form for int8 / int16x8
+(converter/passes/export_integer.py).
 
 When onnx2tf cannot convert a form, the other forms are still tried, then the conversion stops
 with one line naming the node and the modes that did convert ("--mode factorized converts it"):
@@ -13,12 +14,19 @@ import shutil
 from pathlib import Path
 
 from frlite.converter.core.errors import FrliteError, UnsupportedLayerError
-from frlite.converter.passes.context import TFLITE_TARGETS, ConvertContext
+import numpy as np
+
+from frlite.converter.passes.context import INTEGER_PRECISIONS, TFLITE_TARGETS, ConvertContext
 from frlite.converter.passes.driver import BasePass
-from frlite.converter.tflite.onnx2tf_runner import run_onnx2tf
+from frlite.converter.tflite.onnx2tf_runner import IntegerRequest, run_onnx2tf
 
 _WHAT = {"dense": "the dense ONNX (the slow step)", "idct": "the weight-free skeleton ONNX",
          "factorized": "the factorized ONNX"}
+
+
+def float_files(ctx: ConvertContext) -> bool:
+    """Whether any float file (fp32, fp16, int8-dynamic) is asked, beside integer ones."""
+    return any(p not in INTEGER_PRECISIONS for p in ctx.req.precisions)
 
 
 def wants_tflite(ctx: ConvertContext) -> bool:
@@ -26,8 +34,11 @@ def wants_tflite(ctx: ConvertContext) -> bool:
 
 
 def onnx2tf_inputs(ctx: ConvertContext) -> dict[str, Path]:
-    """mode -> the ONNX file onnx2tf converts for it: the export, or a repair pass's copy."""
+    """mode -> the ONNX file onnx2tf converts for it: the export, or a repair pass's copy. None
+    when only integer files are asked: those come from the integer-ready forms (export_integer)."""
     assert ctx.tmp is not None and ctx.work is not None
+    if not float_files(ctx):
+        return {}
     exported = {"dense": ctx.tmp / "onnx" / "dense.onnx", "idct": ctx.work / "skeleton.onnx",
                 "factorized": ctx.tmp / "onnx" / "factorized.onnx"}
     return {m: ctx.onnx2tf_sources.get(m, exported[m]) for m in exported if m in ctx.req.modes}
@@ -42,9 +53,20 @@ def failure_line(failed: dict[str, str], converted: list[str]) -> str:
     return "; ".join(parts) + f"; {works}"
 
 
+def _calibration_file(ctx: ConvertContext) -> Path | None:
+    """The --calibration samples as one .npz (stacked per input) for the worker, or None."""
+    assert ctx.work is not None
+    if not any(p in INTEGER_PRECISIONS for p in ctx.req.precisions):
+        return None
+    samples = ctx.calibration_samples()
+    path = ctx.work / "calibration.npz"
+    np.savez(path, **{name: np.stack([s.arrays[name] for s in samples]) for name in samples[0].arrays})
+    return path
+
+
 class Onnx2tf(BasePass):
     def __init__(self) -> None:
-        super().__init__("onnx2tf", needs=("tmp", "work", "example", "out_names"), adds=("tflite_converted",))
+        super().__init__("onnx2tf", needs=("tmp", "work", "example", "out_names"), adds=("tflite_converted", "integer_twins"))
 
     def applies(self, ctx: ConvertContext) -> bool:
         return wants_tflite(ctx)
@@ -73,5 +95,38 @@ class Onnx2tf(BasePass):
             ctx.tflite_seconds[mode] = res.seconds
             if mode != "factorized":  # its log was never kept (unchanged from before the pass list)
                 shutil.copyfile(res.log_path, tmp / ("onnx2tf.log" if mode == "dense" else f"onnx2tf_{mode}.log"))
+        self._integer(ctx, failed)
         if failed:
-            raise UnsupportedLayerError(failure_line(failed, list(ctx.tflite_converted)))
+            raise UnsupportedLayerError(failure_line(failed, list(ctx.tflite_converted) or list(ctx.integer_twins)))
+
+    @staticmethod
+    def _integer(ctx: ConvertContext, failed: dict[str, str]) -> None:
+        """One more onnx2tf run per integer-ready form (export_integer): its fp32 file is the twin the
+        integer files are compared with op by op, and the integer files come out of the same run."""
+        assert ctx.work is not None and ctx.example is not None and ctx.out_names is not None
+        req, work = ctx.req, ctx.work
+        calibration = _calibration_file(ctx)
+        for mode, src in ctx.integer_sources.items():
+            integer = [IntegerRequest(p, req.io_dtype, work / f"{mode}_{p}.tflite")
+                       for p in req.precisions if p in INTEGER_PRECISIONS]
+            done = ctx.step(f"onnx2tf + TFLite converter on the integer-ready {mode} ONNX, then "
+                            f"{' and '.join(q.precision for q in integer)} quantization")
+            try:
+                res = run_onnx2tf(src, work / f"onnx2tf_{mode}_integer", work / f"{mode}_integer_twin_fp32.tflite",
+                                  list(ctx.example), ctx.out_names, integer=integer, calibration=calibration)
+            except FrliteError as exc:
+                ctx.log(f"  {exc}")
+                failed.setdefault(mode, str(exc))
+                done()
+                continue
+            ctx.log(f"  onnx2tf: {res.seconds:.1f} s, peak {res.peak_rss_bytes / 2**30:.2f} GiB")
+            ctx.integer_twins[mode] = res.tflite_fp32
+            ctx.tflite_seconds.setdefault(mode, res.seconds)
+            for precision, path in res.integer.items():
+                ctx.tflite_integer[(mode, precision)] = path
+                ctx.log(f"  {precision}: quantized in {res.integer_seconds[precision]:.1f} s on "
+                        f"{len(ctx.calibration_samples())} calibration sample(s)")
+                if res.integer_fallback[precision]:
+                    ctx.integer_fallback[(mode, precision)] = res.integer_fallback[precision]
+                    ctx.log(f"    some ops stay float (no integer kernel): {res.integer_fallback[precision][:160]}")
+            done()

@@ -28,7 +28,8 @@ def tflite_io(summary, names: list[str], shapes: list[tuple[int, ...]], kind: st
         if got != want:
             raise FrliteError(f"converted .tflite {kind} {sig} has shape {got}, expected {want} ({layout}); "
                               "onnx2tf changed the layout in an unexpected way")
-        infos.append(TensorInfo(sig, list(got), "float32", layout, name, perm))
+        # the file's own type: float32, or int8 / uint8 for a full-integer file with --io-dtype
+        infos.append(TensorInfo(sig, list(got), summary.tensors[by_sig[sig]].dtype, layout, name, perm))
     return infos
 
 

@@ -35,9 +35,13 @@ class TfliteFiles(BasePass):
                     to_fp16(m)  # the quick parity decides whether fp16 bases are safe
                 save_model_object(m, dst)
                 files[("factorized", precision)] = dst
+        for (mode, precision), src in ctx.tflite_integer.items():
+            dst = tfl_dir / f"{mode}_{precision}.tflite"
+            shutil.copyfile(src, dst)
+            files[(mode, precision)] = dst
         done = ctx.step("derive fp16 / idct .tflite files")
         for mode in [m for m in req.modes if m != "factorized"]:
-            for precision in req.precisions:
+            for precision in [p for p in req.precisions if (mode, p) not in ctx.tflite_integer]:
                 dst = tfl_dir / f"{mode}_{precision.replace('-', '_')}.tflite"
                 if precision == "int8-dynamic":
                     shutil.copyfile(ctx.work / "dense_int8.tflite", dst)

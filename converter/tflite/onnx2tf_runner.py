@@ -16,10 +16,20 @@ from frlite.converter.core.errors import FrliteError, UnsupportedLayerError
 
 
 @dataclass
+class IntegerRequest:
+    precision: str   # int8 | int16x8
+    io_dtype: str    # float | int8 | uint8
+    out: Path
+
+
+@dataclass
 class Onnx2tfResult:
     tflite_fp32: Path
     int8_dynamic: Path | None
     seconds: float
+    integer: dict[str, Path]          # precision -> full-integer file written
+    integer_seconds: dict[str, float]
+    integer_fallback: dict[str, str]  # precision -> why some ops stayed float ("" when none did)
     peak_rss_bytes: int
     log_path: Path
 
@@ -50,10 +60,12 @@ def _last_error(log_path: Path) -> str:
 
 def run_onnx2tf(onnx_path: Path, workdir: Path, tflite_out: Path, input_names: list[str], output_names: list[str],
                 int8_dynamic_out: Path | None = None, timeout_s: float = 3600.0,
-                weight_inputs: list[str] | None = None) -> Onnx2tfResult:
+                weight_inputs: list[str] | None = None, integer: list[IntegerRequest] | None = None,
+                calibration: Path | None = None) -> Onnx2tfResult:
     """Convert `onnx_path` to `tflite_out` in a child process. `weight_inputs`: graph inputs that
     are conv weights (the weight-free skeleton); they stay inputs of the .tflite, after
-    `input_names` and named as in the ONNX."""
+    `input_names` and named as in the ONNX. `integer`: full-integer files to quantize from the same
+    converted graph, calibrated on `calibration` (an .npz of stacked samples per input name)."""
     onnx_path, workdir, tflite_out = onnx_path.resolve(), workdir.resolve(), tflite_out.resolve()
     int8_dynamic_out = int8_dynamic_out.resolve() if int8_dynamic_out else None
     workdir.mkdir(parents=True, exist_ok=True)
@@ -61,7 +73,9 @@ def run_onnx2tf(onnx_path: Path, workdir: Path, tflite_out: Path, input_names: l
     req = {"onnx": str(onnx_path), "workdir": str(workdir / "run"), "tflite": str(tflite_out),
            "int8_dynamic": str(int8_dynamic_out) if int8_dynamic_out else None, "result": str(res_path),
            "input_names": input_names + list(weight_inputs or []), "output_names": output_names,
-           "weight_inputs": list(weight_inputs or [])}
+           "weight_inputs": list(weight_inputs or []),
+           "integer": [{"precision": q.precision, "io_dtype": q.io_dtype, "out": str(q.out.resolve())} for q in integer or []],
+           "calibration": str(calibration.resolve()) if calibration else None}
     req_path.write_text(json.dumps(req))
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")  # onnxsim & co. on PATH
@@ -106,4 +120,7 @@ def run_onnx2tf(onnx_path: Path, workdir: Path, tflite_out: Path, input_names: l
             raise UnsupportedLayerError(
                 f"onnx2tf cannot convert node {node} ({op}): {res['error'][:160]}")
         raise FrliteError(f"{res['stage']} failed: {res['error'][:300]}")
-    return Onnx2tfResult(tflite_out, int8_dynamic_out, seconds, peak, log_path)
+    written = {q.precision: q.out for q in integer or []}
+    return Onnx2tfResult(tflite_out, int8_dynamic_out, seconds, written,
+                         {p: float(res["outputs"].get(p + "_seconds", 0.0)) for p in written},
+                         {p: str(res["outputs"].get(p + "_float_ops", "")) for p in written}, peak, log_path)

@@ -49,6 +49,60 @@ def _take_weights_as_tensors(names: set[str]) -> None:
         mod.make_node = make_node
 
 
+def _calibration(path: str, keras_model, input_names: list[str]) -> list[list]:  # type: ignore[no-untyped-def]
+    """The calibration samples (an .npz of stacked arrays in the model's layout, keyed by input name)
+    in the converted model's input layout: onnx2tf moved the channel axis (1) of 4-D inputs last."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:
+        stacks = [data[n] for n in input_names[:len(keras_model.inputs)]]
+    out = []
+    for i in range(len(stacks[0])):
+        sample = []
+        for arr, inp in zip(stacks, keras_model.inputs):
+            x = arr[i]
+            want = tuple(int(d) for d in inp.shape)
+            if tuple(x.shape) != want and x.ndim >= 3 and tuple(np.moveaxis(x, 1, -1).shape) == want:
+                x = np.moveaxis(x, 1, -1)
+            if tuple(x.shape) != want:
+                raise ValueError(f"calibration sample of shape {tuple(arr[i].shape)} does not fit input {want}")
+            sample.append(np.ascontiguousarray(x, dtype=np.float32))
+        out.append(sample)
+    return out
+
+
+_IO_TYPES = {"float": "float32", "int8": "int8", "uint8": "uint8"}
+
+
+def _write_integer(tf, fn, keras_model, q: dict, samples: list[list]) -> str:  # type: ignore[no-untyped-def]
+    """Full-integer quantization by the TFLite converter: weights int8 per channel, activations int8
+    (or int16 for "int16x8") with ranges from the calibration samples, each fed once. Every op
+    integer first (what an NPU runs whole); when the converter has no integer kernel for an op
+    (TF 2.19's 16x8 mode lacks SQRT, DIV, DEPTH_TO_SPACE), those ops stay float between a
+    dequantize and a quantize, and the returned line says why (the manifest lists the ops)."""
+    def convert(fallback: bool) -> bytes:
+        conv = tf.lite.TFLiteConverter.from_concrete_functions([fn], keras_model)
+        conv.experimental_lower_to_saved_model = False
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: iter(samples)
+        ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8 if q["precision"] == "int16x8"
+               else tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.target_spec.supported_ops = ops + ([tf.lite.OpsSet.TFLITE_BUILTINS] if fallback else [])
+        if q["precision"] == "int8":
+            io = getattr(tf, _IO_TYPES[q.get("io_dtype", "float")])
+            conv.inference_input_type = io
+            conv.inference_output_type = io
+        return conv.convert()
+
+    try:
+        data, why = convert(fallback=False), ""
+    except Exception as exc:  # the converter names the first op it has no integer kernel for
+        why = " ".join(str(exc).split())[:300]
+        data = convert(fallback=True)
+    Path(q["out"]).write_bytes(data)
+    return why
+
+
 def _run(req: dict) -> dict:
     import numpy as np
 
@@ -114,6 +168,15 @@ def _run(req: dict) -> dict:
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
             Path(req["int8_dynamic"]).write_bytes(conv.convert())
             outputs["int8-dynamic"] = req["int8_dynamic"]
+        for q in req.get("integer", []):
+            t_q = time.perf_counter()
+            why = _write_integer(tf, fn, keras_model, q, _calibration(req["calibration"], keras_model, req["input_names"]))
+            outputs[q["precision"] + "_float_ops"] = why
+            named = load_model_object(q["out"])
+            name_io(named, req["input_names"], out_names)
+            save_model_object(named, q["out"])
+            outputs[q["precision"]] = q["out"]
+            outputs[q["precision"] + "_seconds"] = time.perf_counter() - t_q
     except BaseException as exc:
         return {"ok": False, "stage": "tflite-converter", "node": None,
                 "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",

@@ -162,3 +162,25 @@ def overflowing() -> nn.Module:
     for layer in (m.conv1, m.conv2):
         layer.drop_cached_weight()
     return m
+
+
+class NormNet(nn.Module):
+    """FR convs each followed by a batch-statistics norm (as in the authors' UNet) and a 1-channel
+    head: an output without a task, so integer files are judged by SQNR."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = FRConv2d(3, 8, 3, padding=1)
+        self.norm1 = nn.BatchNorm2d(8, affine=False, track_running_stats=False)
+        self.conv2 = FRConv2d(8, 8, 3, padding=1)
+        self.norm2 = nn.BatchNorm2d(8, affine=False, track_running_stats=False)
+        self.head = FRConv2d(8, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.norm1(self.conv1(x)))
+        x = torch.relu(self.norm2(self.conv2(x)))
+        return self.head(x)
+
+
+def norm_net() -> nn.Module:
+    return fr_sparsify(NormNet(), 3, box=(4, 3, 3, 3))
