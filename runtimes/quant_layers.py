@@ -55,35 +55,38 @@ def quantize(arr: np.ndarray, dtype: np.dtype, scale: float, zero_point: int) ->
     return np.clip(np.round(arr / scale) + zero_point, info.min, info.max).astype(dtype)
 
 
-def _all_tensors(path: Path, feeds_nhwc: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[tuple[str, list[str], list[str]]]]:
-    """name -> float value of every tensor after one run, and the ops in order (name, input names,
-    output names)."""
+def _values(path: Path, feeds_nhwc: dict[str, np.ndarray], wanted: list[int]) -> dict[str, np.ndarray]:
+    """name -> float value of the tensors `wanted` (indices) after one run: a temporary copy of the
+    file lists them as extra graph outputs, so LiteRT keeps only those alive (preserving every
+    tensor of the UNet at 640x959 needs over 20 GB). Builtin kernels: XNNPACK would fuse ops away."""
+    import tempfile
+
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    from frlite.converter.tflite.tflite_file import load_model_object, save_model_object
+
     check_regular_file(path, "TFLite model")
-    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-                     experimental_preserve_all_tensors=True)
-    it.allocate_tensors()
-    for d in it.get_input_details():
-        x = feeds_nhwc[d["name"]]
-        scale, zp = d["quantization"]
-        it.set_tensor(d["index"], quantize(x, d["dtype"], scale, zp) if d["dtype"] in QUANTIZED and scale else x.astype(d["dtype"]))
-    it.invoke()
-    names: dict[int, str] = {}
-    values: dict[str, np.ndarray] = {}
-    for t in it.get_tensor_details():
-        names[t["index"]] = t["name"]
-        try:
-            a = it.get_tensor(t["index"])
-        except ValueError:  # tensors without data (optional inputs)
-            continue
-        if a is None or a.dtype not in (np.float32, *QUANTIZED):
-            continue
-        scale, zp = t["quantization"]
-        values[t["name"]] = dequantize(a, scale, zp) if a.dtype in QUANTIZED and scale else a.astype(np.float32)
-    ops = [(op["op_name"], [names[i] for i in op["inputs"] if i >= 0], [names[i] for i in op["outputs"]])
-           for op in it._get_ops_details()]
-    return values, ops
+    model = load_model_object(path)
+    sg = model.subgraphs[0]
+    sg.outputs = list(dict.fromkeys([*[int(i) for i in sg.outputs], *wanted]))
+    model.signatureDefs = []  # the signature would name only the original outputs
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "layers.tflite"
+        save_model_object(model, copy)
+        del model
+        it = Interpreter(model_path=str(copy), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        it.allocate_tensors()
+        for d in it.get_input_details():
+            x = feeds_nhwc[d["name"]]
+            scale, zp = d["quantization"]
+            it.set_tensor(d["index"], quantize(x, d["dtype"], scale, zp) if d["dtype"] in QUANTIZED and scale else x.astype(d["dtype"]))
+        it.invoke()
+        values: dict[str, np.ndarray] = {}
+        for d in it.get_output_details():
+            a = it.get_tensor(d["index"])
+            scale, zp = d["quantization"]
+            values[d["name"]] = dequantize(a, scale, zp) if a.dtype in QUANTIZED and scale else a.astype(np.float32)
+    return values
 
 
 def _sqnr(ref: np.ndarray, got: np.ndarray) -> tuple[float, float, float]:
@@ -97,22 +100,41 @@ def _sqnr(ref: np.ndarray, got: np.ndarray) -> tuple[float, float, float]:
 
 
 def compare_quantized(float_file: Path, int_file: Path, feeds_nhwc: dict[str, np.ndarray],
-                      layer_names: dict[str, str] | None = None) -> list[LayerError]:
-    """Every op output of `int_file` that `float_file` also has (same name, same shape), in the
-    integer file's op order. `layer_names`: tensor name -> a layer name the user knows (e.g. the
-    FR layer whose output it is), used to say which layer an op follows."""
-    ref, _ = _all_tensors(float_file, feeds_nhwc)
-    got, ops = _all_tensors(int_file, feeds_nhwc)
+                      layer_names: dict[str, str] | None = None, budget_bytes: int = 1 << 30) -> list[LayerError]:
+    """Op outputs of `int_file` that `float_file` also has (same name, same shape), in the integer
+    file's op order. Their float copies must fit `budget_bytes`; beyond it every k-th one is taken,
+    evenly down the graph, and an op's `added_db` is then the loss since the compared tensors
+    upstream of it. `layer_names`: tensor name -> a layer name the user knows (e.g. the FR layer
+    whose output it is), used to say which layer an op follows."""
+    from frlite.converter.tflite.tflite_file import read_tflite
+
+    fsum, qsum = read_tflite(float_file), read_tflite(int_file)
+    f_index = {t.name: t for t in fsum.tensors}
+    names = {t.index: t.name for t in qsum.tensors}
+    candidates = []
+    for op in qsum.ops:
+        for out in op.outputs:
+            t = qsum.tensors[out]
+            twin = f_index.get(t.name)
+            if op.name not in ("QUANTIZE", "DEQUANTIZE") and twin is not None and twin.shape == t.shape \
+                    and twin.dtype == "float32" and t.dtype in ("float32", "int8", "uint8", "int16"):
+                candidates.append((t, twin))
+    total = sum(4 * math.prod(t.shape) for t, _ in candidates)
+    step = max(1, math.ceil(total / budget_bytes))
+    chosen = candidates[step - 1::step] if step > 1 else candidates
+    ref = _values(float_file, feeds_nhwc, [tw.index for _, tw in chosen])
+    got = _values(int_file, feeds_nhwc, [t.index for t, _ in chosen])
     layer_names = layer_names or {}
     sqnr_of: dict[str, float] = {}
     rows: list[LayerError] = []
     last_layer = ""
-    for op, ins, outs in ops:
-        for out in outs:
+    for op in qsum.ops:
+        ins = [names[i] for i in op.inputs if i >= 0]
+        for out in (names[i] for i in op.outputs):
             if out in layer_names:
                 last_layer = layer_names[out]
             if out not in ref or out not in got or ref[out].shape != got[out].shape:
-                # a (de)quantize or a renamed tensor: its error is its inputs'
+                # not compared (a (de)quantize, a renamed or a skipped tensor): its error is its inputs'
                 sqnr_of[out] = min([sqnr_of[i] for i in ins if i in sqnr_of], default=SQNR_CAP)
                 continue
             sqnr, cosine, rel = _sqnr(ref[out], got[out])
@@ -120,7 +142,7 @@ def compare_quantized(float_file: Path, int_file: Path, feeds_nhwc: dict[str, np
             before = min([sqnr_of[i] for i in ins if i in sqnr_of], default=SQNR_CAP)
             added = before - sqnr_of[out]
             noise = max(0.0, 10 ** (-sqnr_of[out] / 10) - 10 ** (-before / 10))
-            rows.append(LayerError(out, op, tuple(ref[out].shape), sqnr, cosine, added, noise, rel, last_layer))
+            rows.append(LayerError(out, op.name, tuple(ref[out].shape), sqnr, cosine, added, noise, rel, last_layer))
     return rows
 
 
