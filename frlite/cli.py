@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-name", action="append", metavar="NAME", help="names for the model outputs, in order (default: output, or output_0, output_1, ...)")
     p.add_argument("--mode", nargs="+", default=["dense"], help="dense, idct, factorized (several allowed; default dense)")
     p.add_argument("--target", nargs="+", default=["onnx"],
-                   help="onnx, ort-mobile, tflite-cpu, tflite-gpu, tflite-nnapi (several allowed; default onnx)")
+                   help="onnx, ort-mobile, executorch, tflite-cpu, tflite-gpu, tflite-nnapi (several; default onnx)")
     p.add_argument("--precision", nargs="+", default=["fp32"], help="fp32, fp16 (TFLite files), int8-dynamic (TFLite, dense "
                    "mode only); several allowed; default fp32")
     p.add_argument("--out", required=True, help="output folder (written whole or not at all)")
@@ -380,8 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: --samples seeded random inputs)")
     p.add_argument("--samples", type=positive_int, default=2, help="seeded random samples when no --inputs (default 2)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random samples (default 0)")
-    p.add_argument("--runtimes", nargs="+", help="torch,onnxruntime,tflite (default all; torch, the reference, is required)")
-    p.add_argument("--variants", nargs="+", help="default,no-opt (onnxruntime); xnnpack,builtin,reference,fp16-arith,fp32-arith (tflite); "
+    p.add_argument("--runtimes", nargs="+", help="torch,onnxruntime,tflite,executorch (default all; torch, the reference, is required)")
+    p.add_argument("--variants", nargs="+", help="default,no-opt (onnxruntime); xnnpack,builtin,reference,fp16-arith,fp32-arith (tflite); default (executorch); "
                    "default: default + xnnpack, plus fp16-arith for files meant for tflite-gpu / tflite-nnapi")
     p.add_argument("--reference", default="torch", help="what the files are compared with: torch, the FR model itself "
                    "(the only choice today)")
