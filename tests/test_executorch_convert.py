@@ -64,8 +64,9 @@ def test_delegation_report_names_each_portable_op(pte_out: Path) -> None:
         assert delegated["aten.convolution.default"] >= 4
         assert "aten.mean.dim" in portable and report["delegate_ready"] is False
         assert set(report["fallback"]) == set(portable)
+        assert report["fallback"]["aten.mean.dim"] == ["mean.dim only supports keepdim=True"]  # the partitioner's own reason
         md = (pte_out / art.extra_files["compat_md"]).read_text()
-        assert "| aten.mean.dim |" in md and "no (portable kernel)" in md
+        assert "| aten.mean.dim | 1 | no (portable kernel) | mean.dim only supports keepdim=True |" in md
         assert {k.split("/", 1)[0] for k in art.op_counts} == {"xnnpack", "portable"}
     log = (pte_out / "convert.log").read_text()
     assert "portable kernels: aten.mean.dim x1" in log
@@ -156,3 +157,32 @@ def test_manifest_refuses_a_pte_on_another_runtime(pte_out: Path) -> None:
     data["artifacts"][0]["runtime"] = "tflite"
     with pytest.raises(FrliteError, match=r"artifacts\[0\]\.runtime is 'tflite' but target executorch runs on executorch"):
         manifest_from_json(data, "m", data["format_version"])
+
+
+class _BatchStatNorm(torch.nn.Module):
+    """A conv and a norm over (N, H, W) of this input, as FR models' batch-statistics norms."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        d = y - y.mean(dim=(0, 2, 3), keepdim=True)
+        return d / torch.sqrt((d * d).mean(dim=(0, 2, 3), keepdim=True) + 1e-5)
+
+
+@pytest.mark.parametrize(("batch", "rewritten"), [(1, 2), (2, 0)])
+def test_means_over_a_unit_batch_are_rewritten_onto_xnnpack(batch: int, rewritten: int) -> None:
+    """With N = 1 the mean over (N, H, W) is the mean over (H, W), which XNNPACK lowers; with
+    N = 2 it is not the same function and stays on the portable kernels."""
+    from executorch.runtime import Runtime
+
+    module = _BatchStatNorm().eval()
+    x = torch.rand(batch, 3, 8, 8)
+    program = lower_to_pte(module, (x,), "fp32")
+    assert sum(program.rewrites.values()) == rewritten
+    assert program.portable.get("aten.mean.dim", 0) == 2 - rewritten
+    out = Runtime.get().load_program(program.buffer).load_method("forward").execute([x])[0]
+    with torch.no_grad():
+        assert float((out - module(x)).abs().max()) <= 1e-5

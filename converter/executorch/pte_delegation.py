@@ -23,6 +23,8 @@ class PteDelegation:
     delegated: dict[str, int]     # op -> count inside XNNPACK subgraphs
     portable: dict[str, int]      # op -> count on the portable kernels
     subgraphs: int
+    why_not: dict[str, list[str]]  # portable op -> the XNNPACK partitioner's reasons
+    rewrites: dict[str, int]       # exact rewrites applied before lowering -> ops changed
 
     @property
     def ops_total(self) -> int:
@@ -37,7 +39,8 @@ class PteDelegation:
                 "ops_total": self.ops_total, "ops_delegated": self.ops_delegated,
                 "all_delegated": not self.portable, "delegate_ready": not self.portable,
                 "xnnpack_subgraphs": self.subgraphs,
-                "fallback": {op: ["no XNNPACK lowering; runs on the portable kernels"] for op in sorted(self.portable)},
+                "fallback": {op: self.why_not.get(op, ["no XNNPACK lowering"]) for op in sorted(self.portable)},
+                "rewrites": self.rewrites,
                 "delegated_ops": dict(sorted(self.delegated.items())), "portable_ops": dict(sorted(self.portable.items()))}
 
     def summary(self) -> str:
@@ -48,7 +51,8 @@ class PteDelegation:
 
 
 def delegation(program: PteProgram, model: str, precision: str) -> PteDelegation:
-    return PteDelegation(model, precision, dict(program.delegated), dict(program.portable), program.subgraphs)
+    return PteDelegation(model, precision, dict(program.delegated), dict(program.portable), program.subgraphs,
+                         dict(program.why_not), dict(program.rewrites))
 
 
 def format_markdown(rep: PteDelegation) -> str:
@@ -56,9 +60,13 @@ def format_markdown(rep: PteDelegation) -> str:
     lines = [f"# {DELEGATE_NAME}: {rep.model} ({rep.precision})", "",
              f"**{good} of {total} ops run on XNNPACK**" + (" (all)." if not rep.portable else
                                                             "; the rest run on ExecuTorch's portable kernels (slow)."),
-             "", "| op | count | on XNNPACK |", "|---|---:|---|"]
-    rows = [(op, n, "yes") for op, n in rep.delegated.items()] + [(op, n, "no (portable kernel)") for op, n in rep.portable.items()]
-    lines += [f"| {op} | {n} | {where} |" for op, n, where in sorted(rows)]
+             "", "| op | count | on XNNPACK | why not |", "|---|---:|---|---|"]
+    rows = [(op, n, "yes", "") for op, n in rep.delegated.items()]
+    rows += [(op, n, "no (portable kernel)", "; ".join(rep.why_not.get(op, []))) for op, n in rep.portable.items()]
+    lines += [f"| {op} | {n} | {where} | {why} |" for op, n, where, why in sorted(rows)]
+    done = [f"- {what}: {n}" for what, n in rep.rewrites.items() if n]
+    if done:
+        lines += ["", "Exact rewrites before lowering (converter/executorch/pte_rewrites.py):", *done]
     return "\n".join(lines) + "\n"
 
 
