@@ -186,3 +186,19 @@ def test_means_over_a_unit_batch_are_rewritten_onto_xnnpack(batch: int, rewritte
     out = Runtime.get().load_program(program.buffer).load_method("forward").execute([x])[0]
     with torch.no_grad():
         assert float((out - module(x)).abs().max()) <= 1e-5
+
+
+def test_a_mean_over_w_then_h_becomes_one_xnnpack_mean() -> None:
+    """The factorized form's statistics: mean over W, then H (converter/forms/factorized.py)."""
+    from executorch.runtime import Runtime
+
+    class WThenH(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x - x.mean(dim=3, keepdim=True).mean(dim=2, keepdim=True)
+
+    x = torch.rand(1, 4, 6, 10)
+    program = lower_to_pte(WThenH(), (x,), "fp32")
+    assert program.rewrites["mean over W of a mean over H (or H of W) -> mean over (H, W)"] == 1
+    assert not program.portable and program.delegated["aten.mean.dim"] == 1
+    out = Runtime.get().load_program(program.buffer).load_method("forward").execute([x])[0]
+    assert float((out - WThenH()(x)).abs().max()) <= 1e-6

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from frlite.converter.core.errors import FrliteError
-from frlite.converter.executorch.pte_rewrites import unit_axis_means
+from frlite.converter.executorch.pte_rewrites import nested_spatial_means, unit_axis_means
 
 PTE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 # call_function targets that are bookkeeping, not ops (tuple unpacking of a delegate's outputs)
@@ -104,6 +104,7 @@ def lower_to_pte(module: nn.Module, example: tuple[torch.Tensor, ...], precision
             warnings.simplefilter("ignore")
             exported = torch.export.export(module, args, strict=False)
             program = PteProgram(b"")
+            program.rewrites["mean over W of a mean over H (or H of W) -> mean over (H, W)"] = nested_spatial_means(exported)
             program.rewrites["mean over size-1 axes -> mean over (H, W)"] = unit_axis_means(exported)
             with _why_not_lowered() as reasons:
                 edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
