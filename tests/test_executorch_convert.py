@@ -202,3 +202,19 @@ def test_a_mean_over_w_then_h_becomes_one_xnnpack_mean() -> None:
     assert not program.portable and program.delegated["aten.mean.dim"] == 1
     out = Runtime.get().load_program(program.buffer).load_method("forward").execute([x])[0]
     assert float((out - WThenH()(x)).abs().max()) <= 1e-6
+
+
+@pytest.mark.slow
+def test_authors_unet_lowers_whole_onto_xnnpack(unet_archive: Path, tmp_path: Path) -> None:
+    """The authors' UNet (real checkpoint) at 320x480: both forms run in one XNNPACK subgraph,
+    no op on the portable kernels, and match PyTorch within the fp32 tolerance."""
+    out = tmp_path / "unet"
+    convert(ConvertRequest("unet", unet_archive, [parse_input_shape("input:1x3x320x480")], out,
+                           modes=["dense", "factorized"], targets=["executorch"], precisions=["fp32"], parity_samples=1))
+    manifest = read_manifest(out)
+    assert len(manifest.artifacts) == 2
+    for art in manifest.artifacts:
+        report = json.loads((out / art.extra_files["compat_json"]).read_text())
+        assert report["portable_ops"] == {} and report["xnnpack_subgraphs"] == 1, report["portable_ops"]
+        assert report["delegated_ops"]["aten.convolution.default"] >= 23
+        assert art.parity is not None and art.parity.passed
