@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from frlite.converter.core.bounded_read import check_regular_file
+from frlite.converter.core.errors import FrliteError
 
 from frlite.runtimes.base import RunOptions, Runtime, TensorSpec
 
@@ -27,8 +28,12 @@ class ExecutorchRuntime(Runtime):
     def __init__(self, path: str | Path, options: RunOptions | None = None,
                  io_specs: dict[str, TensorSpec] | None = None, order: tuple[list[str], list[str]] | None = None) -> None:
         check_regular_file(path, "ExecuTorch program")
-        from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
-        from executorch.runtime import Runtime as EtRuntime
+        try:
+            from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+            from executorch.runtime import Runtime as EtRuntime
+        except ImportError as exc:
+            raise FrliteError(f"running a .pte needs the executorch package ({exc}); "
+                              "rerun scripts/setup_venv.sh (requirements/lock.txt pins it)") from exc
 
         opts = options or RunOptions()
         if opts.variant not in VARIANTS:

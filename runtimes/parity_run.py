@@ -181,7 +181,13 @@ def _run_file(folder: str, art: Artifact, threads: int, variant: str,
 
 
 def environment(threads: int) -> dict[str, object]:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(pkg: str) -> str:
+        try:
+            return version(pkg)
+        except PackageNotFoundError:  # executorch in an environment set up before it joined the lock
+            return "missing"
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -192,7 +198,7 @@ def environment(threads: int) -> dict[str, object]:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
-            "versions": {p: version(p) for p in ("torch", "onnxruntime", "ai-edge-litert", "onnx", "numpy", "executorch")}}
+            "versions": {p: installed(p) for p in ("torch", "onnxruntime", "ai-edge-litert", "onnx", "numpy", "executorch")}}
 
 
 def _select(folder: ConvertFolder, runtimes: list[str], chosen: dict[str, list[str]]) -> dict[tuple[str, str], list[Artifact]]:

@@ -92,8 +92,12 @@ def _why_not_lowered() -> Iterator[dict[str, set[str]]]:
 def lower_to_pte(module: nn.Module, example: tuple[torch.Tensor, ...], precision: str) -> PteProgram:
     """`module(*example)` as a .pte whose ops XNNPACK takes are delegated to it. fp16: module and
     inputs cast to half before export (XNNPACK then runs fp16 kernels; the program's I/O is fp16)."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
+    try:
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import to_edge_transform_and_lower
+    except ImportError as exc:
+        raise FrliteError(f"--target executorch needs the executorch package ({exc}); "
+                          "rerun scripts/setup_venv.sh (requirements/lock.txt pins it)") from exc
 
     dtype = PTE_DTYPES[precision]
     module = copy.deepcopy(module).eval().to(dtype)  # the caller's module stays fp32
