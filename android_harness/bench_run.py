@@ -18,7 +18,7 @@ from frlite.android_harness.adb_client import Adb
 from frlite.android_harness.bench_result import BenchResult
 from frlite.android_harness.device_runtime import open_on_device
 from frlite.android_harness.device_bench import DEVICE_DELEGATES, DeviceBench, DeviceJob, select_devices
-from frlite.android_harness.host_bench import HOST_DELEGATES, bench_host
+from frlite.android_harness.host_bench import HOST_DELEGATES, bench_host, bench_host_pte
 
 if TYPE_CHECKING:
     from frlite.runtimes.parity_run import RunResult
@@ -37,6 +37,7 @@ class BenchRequest:
     binary: Path | None = None
     apk: bool = False
     parity: bool = False
+    executor_runner: Path | None = None  # ExecuTorch's executor_runner for the phone, for .pte files
     adb: str | None = None
     reference: ReferenceRequest = field(default_factory=ReferenceRequest)  # for --parity
     progress: Progress = field(default_factory=Progress)  # a line per finished file x delegate (x phone)
@@ -55,20 +56,28 @@ def _jobs(target: Path) -> tuple[list[DeviceJob], ConvertFolder | None]:
         folder = ConvertFolder.open(target)
         arts = folder.manifest.artifacts
         seen: set[str] = set()
-        tflite = []
+        runnable = []
         for art in arts:
-            if art.runtime == "tflite" and art.path not in seen:
+            if art.runtime in ("tflite", "executorch") and art.path not in seen:
                 seen.add(art.path)
-                tflite.append(art)
-        if not tflite:
-            raise UsageError(f"{target} holds no .tflite artifact; convert with --target tflite-cpu/gpu/nnapi")
-        folder.verify_all(tflite)  # every file before the first runs
+                runnable.append(art)
+        if not runnable:
+            raise UsageError(f"{target} holds no .tflite or .pte artifact; convert with --target tflite-cpu/gpu/nnapi or executorch")
+        folder.verify_all(runnable)  # every file before the first runs
         # the fp16-arithmetic verdict convert measured for the file (any of its tflite-* targets)
         verdicts = {a.path: a.fp16_arith for a in arts if a.fp16_arith is not None}
         jobs = [DeviceJob(folder.artifact_file(a), a.path, a.precision, a.mode, a.inputs, a.outputs,
-                          fp16_arith=verdicts.get(a.path)) for a in tflite]
+                          fp16_arith=verdicts.get(a.path), runtime=a.runtime) for a in runnable]
         return jobs, folder
+    if target.is_file() and target.suffix == ".pte":
+        raise UsageError(f"{target}: a .pte's tensors are positional; bench the `frlite convert` folder holding it")
     raise UsageError(f"{target} is neither a .tflite file nor a `frlite convert` folder")
+
+
+def _delegates(job: DeviceJob, asked: list[str]) -> list[str]:
+    """The delegates a file runs with: each asked one for a .tflite; a .pte once, as "xnnpack"
+    (the program itself decides which ops XNNPACK runs)."""
+    return ["xnnpack"] if job.runtime == "executorch" else list(asked)
 
 
 def run_bench(req: BenchRequest) -> tuple[list[BenchResult], "DeviceRuns | None"]:
@@ -81,12 +90,17 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], "DeviceRuns | None"
         from frlite.converter.core.spawn import run_spawned
 
         # one fresh process per file x delegate, so each peak RSS is that run's own
-        steps = req.progress.steps(len(jobs) * len(req.delegates), "bench")
+        # a .pte runs once: its delegation is fixed in the program (XNNPACK subgraphs, the rest portable)
+        steps = req.progress.steps(sum(len(_delegates(job, req.delegates)) for job in jobs), "bench")
         for job in jobs:
-            for d in req.delegates:
+            for d in _delegates(job, req.delegates):
                 t0 = time.perf_counter()
-                results.append(run_spawned(bench_host, job.local, d, req.threads, req.runs, req.warmup,
-                                           req.min_seconds, job.label, job.mode, job.precision))
+                if job.runtime == "executorch":
+                    results.append(run_spawned(bench_host_pte, job.local, job.inputs, job.outputs, req.threads, req.runs,
+                                               req.warmup, req.min_seconds, job.label, job.mode, job.precision))
+                else:
+                    results.append(run_spawned(bench_host, job.local, d, req.threads, req.runs, req.warmup,
+                                               req.min_seconds, job.label, job.mode, job.precision))
                 steps.finished(f"{job.label} ({d})", time.perf_counter() - t0)
         return results, None
     for d in req.delegates:
@@ -99,7 +113,7 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], "DeviceRuns | None"
     if any(d in ("gpu", "nnapi") for d in req.delegates):
         from frlite.android_harness.precision_policy import choose
 
-        for job in jobs:  # once per file, before any phone is touched
+        for job in [j for j in jobs if j.runtime == "tflite"]:  # once per file, before any phone is touched
             choice = choose(job.local, job.precision, job.fp16_arith)  # type: ignore[arg-type]
             job.allow_fp16, job.numerics = choice.allow_fp16, choice.reason
     samples = None
@@ -110,18 +124,19 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], "DeviceRuns | None"
         assert folder is not None
         samples = load_inputs(None, folder.manifest.model_inputs, 1, 0)
         reference = reference_runtime(folder, req.reference)  # before anything is pushed
-    steps = req.progress.steps(len(serials) * len(jobs) * len(req.delegates), "bench")
+    steps = req.progress.steps(len(serials) * sum(len(_delegates(job, req.delegates)) for job in jobs), "bench")
 
     def one_device(serial: str) -> tuple[list[BenchResult], dict]:
         out: list[BenchResult] = []
         device_outputs: dict = {}
-        with DeviceBench(adb, serial, req.binary, req.apk) as dev:
+        with DeviceBench(adb, serial, req.binary, req.apk, runner=req.executor_runner,
+                         runtimes={job.runtime for job in jobs}) as dev:
             for job in jobs:
-                for d in req.delegates:
+                for d in _delegates(job, req.delegates):
                     t0 = time.perf_counter()
                     res, _ = dev.bench(job, d, req.threads, req.runs, req.warmup, req.min_seconds)
                     out.append(res)
-                    if samples is not None and res.error is None:
+                    if samples is not None and res.error is None and job.runtime == "tflite":  # .pte: host parity only
                         phone = open_on_device(dev, job, d)  # the phone as a Runtime: model layout in and out
                         device_outputs[(job.label, phone.name)] = [phone.run(s.arrays) for s in samples]
                     steps.finished(f"{serial} {job.label} ({d})", time.perf_counter() - t0, "ERROR" if res.error else "")

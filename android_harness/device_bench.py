@@ -21,6 +21,7 @@ from frlite.converter.core.errors import FrliteError, UsageError
 from frlite.android_harness.adb_client import Adb, AdbError, check_serial
 from frlite.android_harness.bench_result import BenchResult, LatencyStats
 from frlite.android_harness.binary_abi import binary_abi
+from frlite.android_harness.pte_device_bench import bench_pte, check_runner
 from frlite.android_harness.output_parser import BenchmarkOutput, parse_benchmark_output
 
 REMOTE_DIR = "/data/local/tmp/frlite"
@@ -100,11 +101,17 @@ class DeviceJob:
     fp16_arith: object | None = None  # manifest Fp16Arith: the verdict measured at conversion
     allow_fp16: bool = False          # set by run_bench from precision_policy.choose
     numerics: str | None = None       # why: the line shown and stored in bench.json
+    runtime: str = "tflite"           # tflite (benchmark_model) | executorch (executor_runner)
 
 
 class DeviceBench:
-    def __init__(self, adb: Adb, serial: str, binary: Path | None, apk: bool, timeout_s: float = 600.0) -> None:
-        if binary is None and not apk:
+    def __init__(self, adb: Adb, serial: str, binary: Path | None, apk: bool, timeout_s: float = 600.0,
+                 runner: Path | None = None, runtimes: set[str] | None = None) -> None:
+        runtimes = runtimes or {"tflite"}
+        self.runner = check_runner(runner) if "executorch" in runtimes else None
+        if "tflite" not in runtimes:
+            binary, apk = None, False  # only .pte files: benchmark_model is not needed
+        elif binary is None and not apk:
             raise UsageError("give --benchmark-binary PATH (the arm64 benchmark_model from the LiteRT/TFLite releases) "
                              "or --apk (org.tensorflow.lite.benchmark installed on the phone); frlite downloads nothing")
         if binary is not None and not binary.is_file():
@@ -113,11 +120,11 @@ class DeviceBench:
         self.adb, self.serial, self.binary, self.apk, self.timeout_s = adb, serial, binary, apk, timeout_s
         self.facts = device_facts(adb, serial)
         self.warnings: list[str] = []
-        if binary is not None:
-            abi = binary_abi(binary)
-            if self.facts.abi.startswith("arm64") and abi != "arm64-v8a":
-                raise UsageError(f"{binary} is built for {abi}, device {serial} is {self.facts.abi}; "
-                                 "use the android_arm64 benchmark_model")
+        for tool in (binary, self.runner):
+            abi = binary_abi(tool) if tool is not None else None
+            if abi is not None and self.facts.abi.startswith("arm64") and abi != "arm64-v8a":
+                raise UsageError(f"{tool} is built for {abi}, device {serial} is {self.facts.abi}; "
+                                 f"use the android_arm64 {tool.name}")
         self.pushed: list[str] = []
 
     def __enter__(self) -> "DeviceBench":
@@ -126,6 +133,9 @@ class DeviceBench:
         if self.binary is not None:
             self.adb.push(self.serial, str(self.binary), f"{REMOTE_DIR}/benchmark_model")
             self.adb.shell(self.serial, ["chmod", "+x", f"{REMOTE_DIR}/benchmark_model"])
+        if self.runner is not None:
+            self.adb.push(self.serial, str(self.runner), f"{REMOTE_DIR}/executor_runner")
+            self.adb.shell(self.serial, ["chmod", "+x", f"{REMOTE_DIR}/executor_runner"])
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -136,6 +146,14 @@ class DeviceBench:
 
     def remote_path(self, name: str) -> str:
         return f"{REMOTE_DIR}/{SAFE_NAME.sub('_', name)}"
+
+    def push_once(self, local: Path) -> str:
+        """The file's path on the phone, pushed on first use."""
+        remote = self.remote_path(local.name)
+        if remote not in self.pushed:
+            self.adb.push(self.serial, str(local), remote)
+            self.pushed.append(remote)
+        return remote
 
     def run_tool(self, args: list[str]) -> tuple[str, int]:
         if self.binary is not None:
@@ -155,12 +173,11 @@ class DeviceBench:
 
     def bench(self, job: DeviceJob, delegate: str, threads: int, runs: int, warmup: int, min_seconds: float,
               extra: list[str] | None = None) -> tuple[BenchResult, BenchmarkOutput | None]:
+        if job.runtime == "executorch":
+            return bench_pte(self, job, threads, runs, warmup), None
         if delegate == "nnapi" and self.facts.sdk >= 35:
             self.warnings.append(f"{self.serial}: NNAPI is deprecated from Android 15 (API 35); this device has API {self.facts.sdk}")
-        remote = self.remote_path(job.local.name)
-        if remote not in self.pushed:
-            self.adb.push(self.serial, str(job.local), remote)
-            self.pushed.append(remote)
+        remote = self.push_once(job.local)
         flags = [f"--graph={remote}", f"--num_threads={threads}", f"--warmup_runs={warmup}", f"--num_runs={runs}",
                  f"--min_secs={min_seconds}", "--report_peak_memory_footprint=true", *delegate_flags(delegate, job.allow_fp16),
                  *(extra or [])]

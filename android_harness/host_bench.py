@@ -1,4 +1,4 @@
-"""The benchmark protocol on this machine, with the LiteRT interpreter.
+"""The benchmark protocol on this machine, with the LiteRT interpreter (and executorch.runtime for .pte).
 
 Same steps as benchmark_model: init (load + allocate), first inference, warm-up runs, then
 timed runs until both `runs` and `min_seconds` are met; min / median / mean / p90 / std in
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from frlite.converter.core.errors import UsageError
-from frlite.runtimes.base import RunOptions
+from frlite.runtimes.base import RunOptions, Runtime
 
 from frlite.android_harness.bench_result import BenchResult, LatencyStats
 
@@ -41,6 +41,27 @@ def bench_host(path: Path, delegate: str, threads: int, runs: int, warmup: int, 
     t0 = time.perf_counter()
     rt = LiteRTRuntime(path, RunOptions(threads=threads, variant=HOST_DELEGATES[delegate]))
     init_us = (time.perf_counter() - t0) * 1e6
+    return _measure(rt, init_us, runs, warmup, min_seconds, artifact or str(path), mode, precision, delegate, threads)
+
+
+def bench_host_pte(path: Path, inputs: list, outputs: list, threads: int, runs: int, warmup: int, min_seconds: float,
+                   artifact: str | None = None, mode: str | None = None, precision: str | None = None) -> BenchResult:
+    """The same protocol for an ExecuTorch program with executorch.runtime. `inputs` / `outputs`
+    are the manifest's TensorInfo lists: a .pte's tensors are positional. Its delegate is the
+    program's own (XNNPACK subgraphs, the rest on portable kernels): reported as "xnnpack"."""
+    from frlite.runtimes.executorch_runtime import ExecutorchRuntime
+    from frlite.runtimes.loader import tensor_spec
+
+    specs = {t.name: tensor_spec(t) for t in inputs + outputs}
+    t0 = time.perf_counter()
+    rt = ExecutorchRuntime(path, RunOptions(threads=threads), specs, ([t.name for t in inputs], [t.name for t in outputs]))
+    init_us = (time.perf_counter() - t0) * 1e6
+    return _measure(rt, init_us, runs, warmup, min_seconds, artifact or str(path), mode, precision, "xnnpack", threads)
+
+
+def _measure(rt: Runtime, init_us: float, runs: int, warmup: int, min_seconds: float, artifact: str,
+             mode: str | None, precision: str | None, delegate: str, threads: int) -> BenchResult:
+    """First inference, warm-up, then timed runs until both `runs` and `min_seconds` are met."""
     rng = np.random.default_rng(0)
     feeds = {s.name: rng.random(s.shape, dtype=np.float32).astype(s.dtype) for s in rt.inputs()}
     t0 = time.perf_counter()
@@ -58,6 +79,6 @@ def bench_host(path: Path, delegate: str, threads: int, runs: int, warmup: int, 
         rt.run_native(feeds)
         times.append((time.perf_counter() - t0) * 1e6)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return BenchResult("host", {"cpu": _cpu_name(), "machine": platform.machine()}, artifact or str(path), mode, precision,
+    return BenchResult("host", {"cpu": _cpu_name(), "machine": platform.machine()}, artifact, mode, precision,
                        delegate, threads, init_us, first_us, float(np.mean(warm)) if warm else None,
                        LatencyStats.from_samples(times), peak_mb)

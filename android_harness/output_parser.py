@@ -90,3 +90,39 @@ def parse_benchmark_output(text: str) -> BenchmarkOutput:
         if len(stats) > 1:
             out.warmup = stats[-2]
     return out
+
+
+# ExecuTorch's executor_runner (examples/portable/executor_runner) logs through ET_LOG:
+# `I 00:00:00.012345 executorch:executor_runner.cpp:315] Model loaded in 12.5 ms.` (times in ms)
+_ET_PREFIX = re.compile(r"^(?:.*?\s[VDIWEF]\s+\S+\s*:\s*)?(?:[DIEWF] [\d:.]+ executorch:\S+\]\s*)?")
+_ET_LOADED = re.compile(rf"Model loaded in ({_NUM}) ms")
+_ET_ITER = re.compile(rf"Iteration (\d+) of (\d+): ({_NUM}) ms")
+_ET_TOTAL = re.compile(rf"Model executed successfully (\d+) time\(s\) in ({_NUM}) ms")
+
+
+@dataclass
+class RunnerOutput:
+    """What executor_runner printed, in microseconds: the load time, each execution's time (runners
+    before per-iteration logging print only the total) and the total."""
+
+    load_us: float | None = None
+    iterations_us: list[float] = field(default_factory=list)
+    executions: int | None = None
+    total_us: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.executions is not None and self.total_us is not None
+
+
+def parse_executor_runner_output(text: str) -> RunnerOutput:
+    out = RunnerOutput()
+    for raw in text.splitlines():
+        line = _ET_PREFIX.sub("", raw.strip())
+        if m := _ET_LOADED.search(line):
+            out.load_us = float(m.group(1)) * 1e3
+        elif m := _ET_ITER.search(line):
+            out.iterations_us.append(float(m.group(3)) * 1e3)
+        elif m := _ET_TOTAL.search(line):
+            out.executions, out.total_us = int(m.group(1)), float(m.group(2)) * 1e3
+    return out

@@ -299,9 +299,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out} is inside TARGET {target}; bench never writes into its input folder, choose another --out")
     req = BenchRequest(target, args.device, args.host, delegates, args.threads, args.runs, args.warmup,
                        args.min_seconds, Path(args.benchmark_binary) if args.benchmark_binary else None, args.apk, args.parity,
-                       reference=_reference_request(args), progress=_progress(args))
+                       reference=_reference_request(args), progress=_progress(args),
+                       executor_runner=Path(args.executor_runner) if args.executor_runner else None)
     # bench never writes into its input folder (nor over the binary or the reference's files)
-    writer = AtomicFolder(args.out, args.overwrite, inputs=[args.target, args.benchmark_binary, args.weights,
+    writer = AtomicFolder(args.out, args.overwrite, inputs=[args.target, args.benchmark_binary, args.executor_runner, args.weights,
                                                             spec_file(args.model) if args.model else None], kind="bench")
     writer.check()  # before any benchmark runs: a bad --out is bad usage
     from frlite.android_harness.parity_merge import read_earlier, write_parity_report
@@ -363,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-name", action="append", metavar="NAME", help="names for the model outputs, in order (default: output, or output_0, output_1, ...)")
     p.add_argument("--mode", nargs="+", default=["dense"], help="dense, idct, factorized (several allowed; default dense)")
     p.add_argument("--target", nargs="+", default=["onnx"],
-                   help="onnx, ort-mobile, tflite-cpu, tflite-gpu, tflite-nnapi (several allowed; default onnx)")
+                   help="onnx, ort-mobile, executorch, tflite-cpu, tflite-gpu, tflite-nnapi (several; default onnx)")
     p.add_argument("--precision", nargs="+", default=["fp32"], help="fp32, fp16 (TFLite files), int8-dynamic (TFLite, dense "
                    "mode only), int8 / int16x8 (full-integer TFLite for NPUs, dense and factorized, needs "
                    "--calibration); several allowed; default fp32")
@@ -390,8 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: --samples seeded random inputs)")
     p.add_argument("--samples", type=positive_int, default=2, help="seeded random samples when no --inputs (default 2)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random samples (default 0)")
-    p.add_argument("--runtimes", nargs="+", help="torch,onnxruntime,tflite (default all; torch, the reference, is required)")
-    p.add_argument("--variants", nargs="+", help="default,no-opt (onnxruntime); xnnpack,builtin,reference,fp16-arith,fp32-arith (tflite); "
+    p.add_argument("--runtimes", nargs="+", help="torch,onnxruntime,tflite,executorch (default all; torch, the reference, is required)")
+    p.add_argument("--variants", nargs="+", help="default,no-opt (onnxruntime); xnnpack,builtin,reference,fp16-arith,fp32-arith (tflite); default (executorch); "
                    "default: default + xnnpack, plus fp16-arith for files meant for tflite-gpu / tflite-nnapi")
     p.add_argument("--reference", default="torch", help="what the files are compared with: torch, the FR model itself "
                    "(the only choice today)")
@@ -407,11 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reference_options(p, "the reference")
     p.set_defaults(func=_cmd_parity)
 
-    p = sub.add_parser("bench", help="benchmark .tflite files on a phone over adb, or on this host")
+    p = sub.add_parser("bench", help="benchmark .tflite and .pte files on a phone over adb, or on this host")
     p.add_argument("target", metavar="TARGET", help="a .tflite file or a `frlite convert` folder")
     p.add_argument("--device", action="append", metavar="SERIAL", help="phone to use (repeat for several, run in parallel); "
                    "default: the one phone adb lists")
-    p.add_argument("--host", action="store_true", help="benchmark here with the LiteRT interpreter")
+    p.add_argument("--host", action="store_true", help="benchmark here with the LiteRT interpreter (.pte: executorch.runtime)")
     p.add_argument("--delegate", nargs="+", help="cpu, xnnpack, gpu, nnapi (host: cpu, xnnpack); default xnnpack, "
                    "on the host xnnpack and cpu")
     p.add_argument("--threads", type=positive_int, default=4, help="threads per run (default 4)")
@@ -422,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark-binary", metavar="PATH", help="the android_arm64 benchmark_model you downloaded "
                    "(docs/android.md)")
     p.add_argument("--apk", action="store_true", help="use the installed benchmark APK instead of the binary")
+    p.add_argument("--executor-runner", metavar="PATH", help="ExecuTorch's executor_runner for android arm64 with "
+                   "XNNPACK, for the folder's .pte files (docs/android.md)")
     p.add_argument("--parity", action="store_true", help="also run seeded inputs on the phone and compare with PyTorch")
     p.add_argument("--out", default="bench-results", help="folder for bench.json, bench.md, bench_latency.png "
                    "(and parity.html: TARGET's parity report with the latency chart); never inside TARGET")

@@ -40,8 +40,13 @@ def open_artifact(folder: Path, artifact: Artifact, options: RunOptions | None =
         from frlite.runtimes.litert_runtime import LiteRTRuntime
 
         rt = LiteRTRuntime(path, options, specs)
+    elif artifact.runtime == "executorch":
+        from frlite.runtimes.executorch_runtime import ExecutorchRuntime
+
+        rt = ExecutorchRuntime(path, options, specs, ([i.name for i in artifact.inputs], [o.name for o in artifact.outputs]))
     else:
-        raise ManifestError(f"artifact {artifact.path} has the unknown runtime {artifact.runtime!r}; frlite runs onnxruntime and tflite")
+        raise ManifestError(f"artifact {artifact.path} has the unknown runtime {artifact.runtime!r}; "
+                            "frlite runs onnxruntime, tflite and executorch")
     return with_model_names(rt, artifact.inputs + artifact.outputs)
 
 

@@ -38,8 +38,10 @@ from frlite.runtimes.report_decision import DecisionTable, add_results, convert_
 
 SCHEMA_VERSION = 1
 RUNTIME_VARIANTS = {"onnxruntime": ["default", "no-opt"],
-                    "tflite": ["xnnpack", "builtin", "reference", "fp16-arith", "fp32-arith"]}
-DEFAULT_VARIANTS = {"onnxruntime": ["default"], "tflite": ["xnnpack"]}
+                    "tflite": ["xnnpack", "builtin", "reference", "fp16-arith", "fp32-arith"],
+                    "executorch": ["default"]}
+DEFAULT_VARIANTS = {"onnxruntime": ["default"], "tflite": ["xnnpack"], "executorch": ["default"]}
+PARITY_RUNTIMES = ("torch", "onnxruntime", "tflite", "executorch")
 # files meant for these targets also run in fp16 arithmetic by default: that is how the GPU
 # delegate (precision loss allowed) and NNAPI (allow_fp16) compute, not as x86 XNNPACK does
 
@@ -193,7 +195,13 @@ def _run_file(folder: str, art: Artifact, threads: int, variant: str,
 
 
 def environment(threads: int) -> dict[str, object]:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(pkg: str) -> str:
+        try:
+            return version(pkg)
+        except PackageNotFoundError:  # executorch in an environment set up before it joined the lock
+            return "missing"
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -204,7 +212,7 @@ def environment(threads: int) -> dict[str, object]:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
-            "versions": {p: version(p) for p in ("torch", "onnxruntime", "ai-edge-litert", "onnx", "numpy")}}
+            "versions": {p: installed(p) for p in ("torch", "onnxruntime", "ai-edge-litert", "onnx", "numpy", "executorch")}}
 
 
 def _select(folder: ConvertFolder, runtimes: list[str], chosen: dict[str, list[str]]) -> dict[tuple[str, str], list[Artifact]]:
@@ -241,14 +249,14 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
     """`progress` gets a line per finished step (the reference, each file x variant run, each
     layer comparison) with its time and an estimate of what is left; None prints nothing."""
     progress = progress or Progress()
-    runtimes = runtimes or ["torch", "onnxruntime", "tflite"]
+    runtimes = runtimes or list(PARITY_RUNTIMES)
     for r in runtimes:
-        if r not in ("torch", "onnxruntime", "tflite"):
-            raise UsageError(f"--runtimes {r!r} is not one of: torch, onnxruntime, tflite")
+        if r not in PARITY_RUNTIMES:
+            raise UsageError(f"--runtimes {r!r} is not one of: {', '.join(PARITY_RUNTIMES)}")
     if "torch" not in runtimes:
         raise UsageError("--runtimes must include torch: PyTorch is the reference")
     if set(runtimes) == {"torch"}:
-        raise UsageError("--runtimes torch alone compares nothing: add onnxruntime and/or tflite")
+        raise UsageError("--runtimes torch alone compares nothing: add onnxruntime, tflite and/or executorch")
     if task is not None and task not in ("segmentation", "classification", "none"):
         raise UsageError(f"--task {task!r} is not one of: segmentation, classification, none")
     chosen: dict[str, list[str]] = {k: list(v) for k, v in DEFAULT_VARIANTS.items()}
@@ -322,6 +330,11 @@ def run_parity(folder: str | Path, inputs: list[str] | None = None, samples: int
             art = next(a for a in manifest.artifacts if a.path == res.path and a.runtime == res.runtime)
             a_rel, _ = DEFAULT_TOLERANCES.get(art.precision, (1e-3, 0.0))
             progress(f"comparing every FR layer of {res.label}")
+            if art.runtime == "executorch":
+                from frlite.runtimes.executorch_runtime import LAYERS_NOTE
+
+                layer_reports[res.label] = asdict(LayerComparison([], None, a_rel, f"layers not compared: {LAYERS_NOTE}"))
+                continue
             try:
                 cmp = compare_layers(reference_rt.model, conv.root, art, data[0].arrays, a_rel)
             except Exception as exc:  # a layer map the file does not hold (the manifest is input): a note, not a crash

@@ -30,8 +30,8 @@ def run_script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[
 
 
 def test_every_script_is_covered() -> None:
-    assert SCRIPTS == ["bench_convert.py", "bench_factorized.py", "bench_fp16_arith.py", "bench_fp16_safety.py",
-                       "bench_generality.py", "bench_integer.py", "bench_parity.py"]
+    assert SCRIPTS == ["bench_convert.py", "bench_executorch.py", "bench_factorized.py", "bench_fp16_arith.py",
+                       "bench_fp16_safety.py", "bench_generality.py", "bench_integer.py", "bench_parity.py"]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -79,6 +79,18 @@ def test_factorized_bench_with_a_tiny_model(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(json.loads((out / "bench_factorized.json").read_text())["32x48"]) == 6
     assert "spends its time" in r.stdout
+
+
+@pytest.mark.slow
+def test_executorch_bench_with_a_tiny_model(tmp_path: Path) -> None:
+    out = tmp_path / "fresh" / "out" / "bench"
+    r = run_script("bench_executorch.py", "--model", TINY, "--size", "32x48", "--threads", "1", "--runs", "1",
+                   "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = json.loads((out / "bench_executorch.json").read_text())["32x48"]
+    assert sorted({(x["mode"], x["runtime"]) for x in rows}) == [(m, rt) for m in ("dense", "factorized")
+                                                                for rt in ("executorch", "onnxruntime", "tflite")]
+    assert "ops on XNNPACK" in r.stdout
 
 
 @pytest.mark.slow

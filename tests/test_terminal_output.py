@@ -101,6 +101,10 @@ def test_filter_drops_the_litert_line_of_a_child_and_keeps_errors(one_file: Path
     (b"ERROR: Didn't find op for builtin opcode", False),
     (b"frlite parity: error: --runtimes 'x' is not one of: torch, onnxruntime, tflite", False),
     (b"[    4.3s] parity 1/4 tflite/dense_fp32.tflite on tflite (xnnpack): pass, 4.0 s", False),
+    (b"[cpuinfo_utils.cpp:125] CPU info and manual query on # of cpus dont match.", True),
+    (b"[threadpool.cpp:66] Resetting threadpool to 2 threads.", True),
+    (b"Failed to load /v/site-packages/torchao/_C_mxfp8.cpython-310-x86_64-linux-gnu.so: Could not load this library: x", True),
+    (b"[method.cpp:790] Missing operator: [0] aten::mean.out", False),  # ExecuTorch's real errors stay visible
 ])
 def test_noise_pattern(line: bytes, noise: bool) -> None:
     assert is_noise(line) is noise

@@ -95,9 +95,9 @@ class IntegerCheck:
 @dataclass
 class Artifact:
     mode: str                # dense | idct | factorized
-    target: str              # onnx | ort-mobile | tflite-cpu | tflite-gpu | tflite-nnapi
+    target: str              # onnx | ort-mobile | tflite-cpu | tflite-gpu | tflite-nnapi | executorch
     precision: str           # fp32 | fp16 | int8-dynamic | int8 | int16x8
-    runtime: str             # onnxruntime | tflite
+    runtime: str             # onnxruntime | tflite | executorch
     path: str                # relative to the folder
     size_bytes: int
     sha256: str

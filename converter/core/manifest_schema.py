@@ -21,11 +21,11 @@ from frlite.converter.core.errors import ManifestError
 
 # what `frlite convert` writes (tests assert these equal convert_pipeline's own tuples)
 MODES = ("dense", "idct", "factorized")
-TARGETS = ("onnx", "ort-mobile", "tflite-cpu", "tflite-gpu", "tflite-nnapi")
+TARGETS = ("onnx", "ort-mobile", "tflite-cpu", "tflite-gpu", "tflite-nnapi", "executorch")
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8", "int16x8")
 RUNTIME_OF_TARGET = {"onnx": "onnxruntime", "ort-mobile": "onnxruntime", "tflite-cpu": "tflite",
-                     "tflite-gpu": "tflite", "tflite-nnapi": "tflite"}
-RUNTIMES = ("onnxruntime", "tflite")
+                     "tflite-gpu": "tflite", "tflite-nnapi": "tflite", "executorch": "executorch"}
+RUNTIMES = ("onnxruntime", "tflite", "executorch")
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
 SESSION_OPTIONS = {"graph_optimization_level": ("disable", "basic", "extended", "all")}
 MAX_RANK = 8

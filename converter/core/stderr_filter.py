@@ -26,6 +26,8 @@ NOISE = re.compile(
     rb"|[IW]\d{4} [\d:.]+ +\d+ \S+:\d+\] "                     # absl (C++ and Python), TF >= 2.16
     rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] \S+:\d+\] "       # TensorFlow's older C++ log format
     rb"|To enable the following instructions: .* rebuild TensorFlow"  # second line of TF's CPU-feature notice
+    rb"|\[(?:cpuinfo_utils|threadpool)\.cpp:\d+\] "                  # ExecuTorch runtime: CPU probe, thread count
+    rb"|Failed to load \S+/torchao/_C\w*\.\S+\.so: Could not load"   # torchao's CUDA kernels, absent on CPU
     rb")")
 
 

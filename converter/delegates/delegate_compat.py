@@ -260,11 +260,16 @@ def write_compat_report(folder: Path, tflite_path: Path, target: str, precision:
     """Write (or rewrite, once the fp16-arithmetic verdict is measured) the file's report."""
     rep = check_model(tflite_path, target, precision)
     rep.fp16_arith = fp16_arith
-    stem = tflite_path.stem
+    return write_report_files(folder, f"{tflite_path.stem}.{target}", rep.to_json(), format_markdown(rep))
+
+
+def write_report_files(folder: Path, name: str, doc: dict, markdown: str) -> dict[str, str]:
+    """compat/<name>.json and .md, and the artifact's extra_files entries naming them (the
+    decision table finds a file's coverage through `compat_json`; any delegate's report)."""
     out_dir = folder / "compat"
     out_dir.mkdir(exist_ok=True)
-    jpath = out_dir / f"{stem}.{target}.json"
-    mpath = out_dir / f"{stem}.{target}.md"
-    jpath.write_text(json.dumps(rep.to_json(), indent=2) + "\n")
-    mpath.write_text(format_markdown(rep))
+    jpath = out_dir / f"{name}.json"
+    mpath = out_dir / f"{name}.md"
+    jpath.write_text(json.dumps(doc, indent=2) + "\n")
+    mpath.write_text(markdown)
     return {"compat_json": str(jpath.relative_to(folder)), "compat_md": str(mpath.relative_to(folder))}

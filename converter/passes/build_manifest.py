@@ -17,7 +17,7 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("torch", "onnx", "onnxruntime", "onnx2tf", "tensorflow", "ai-edge-litert", "numpy", "frlite"):
+    for pkg in ("torch", "onnx", "onnxruntime", "onnx2tf", "tensorflow", "ai-edge-litert", "executorch", "numpy", "frlite"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

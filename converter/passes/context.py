@@ -26,10 +26,12 @@ from frlite.converter.core.tolerances import INTEGER_PRECISIONS  # noqa: F401 (f
 from frlite.runtimes.base import RunOptions
 
 MODES = ("dense", "idct", "factorized")
-TARGETS = ("onnx", "ort-mobile", "tflite-cpu", "tflite-gpu", "tflite-nnapi")
+TARGETS = ("onnx", "ort-mobile", "tflite-cpu", "tflite-gpu", "tflite-nnapi", "executorch")
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8", "int16x8")
 IO_DTYPES = ("float", "int8", "uint8")
 TFLITE_TARGETS = ("tflite-cpu", "tflite-gpu", "tflite-nnapi")
+# .pte programs: XNNPACK lowers the whole module in fp32 or in fp16 (module and I/O cast to half)
+EXECUTORCH_PRECISIONS = ("fp32", "fp16")
 # ONNX Runtime level per mode where "all" is not best: its NCHWc layout pass wraps the factorized
 # model's 1-5-channel convs in reorders of full-size tensors (UNet 320x480: 159 ms at "all",
 # 85 ms at "extended"). Written into the manifest; frlite's runtimes and the .ort file use it.
@@ -102,6 +104,7 @@ class ConvertContext:
     onnx_files: dict[str, Path] = field(default_factory=dict)  # mode -> tmp/onnx/<mode>.onnx
     skeleton: Any = None                      # SkeletonExport of the idct form
     fact_plan: list[Any] | None = None
+    export_modules: dict[str, nn.Module] = field(default_factory=dict)  # mode -> module its files come from (factorized)
     fp16_rewrites: dict[str, object] = field(default_factory=dict)
     norm_scales: Any = None                   # Fp16RescaleReport, chosen once on the first dense export module
     # onnx repair passes (converter/passes/onnx_repair.py)

@@ -1,12 +1,12 @@
-"""`frlite convert`: FR model -> ONNX / ORT / TFLite files in dense, idct and factorized form, one folder.
+"""`frlite convert`: FR model -> ONNX / ORT / TFLite / ExecuTorch files in dense, idct and factorized form, one folder.
 
 The request is checked first (bad usage runs nothing), then --out (AtomicFolder.check), then the
 pass list CONVERT_PASSES runs over one ConvertContext (converter/passes/driver.py logs each pass's
 time and peak memory; the manifest lists them):
-  load_model -> open_output -> export_dense -> export_idct -> factorize -> export_integer -> repair_* (exact ONNX
-  rewrites, only when a graph has the pattern) -> onnx_artifacts -> onnx2tf -> tflite_files -> tflite_artifacts -> annotate_artifacts -> integer_gate ->
-  quick_parity ->
-  fp16_arith_check -> build_manifest
+  load_model -> open_output -> export_dense -> export_idct -> factorize -> export_integer (int8 /
+  int16x8 forms) -> repair_* (exact ONNX rewrites, only when a graph has the pattern) -> onnx_artifacts
+  -> onnx2tf -> tflite_files -> tflite_artifacts -> executorch_artifacts (.pte) -> annotate_artifacts
+  -> integer_gate -> quick_parity -> fp16_arith_check -> build_manifest
 then manifest.json and convert.log are written and the temp folder becomes --out. Each pass says
 which modes / targets it serves (`applies`); shared work (export, the onnx2tf run) happens once
 however many modes and targets are asked. New work (int8, ExecuTorch, onnx2tf repairs) is a new
@@ -33,12 +33,13 @@ from frlite.converter.core.output_folder import AtomicFolder
 from frlite.converter.models.model_spec import spec_file
 from frlite.converter.passes.annotate_artifacts import AnnotateArtifacts
 from frlite.converter.passes.build_manifest import BuildManifest
-from frlite.converter.passes.context import (INTEGER_PRECISIONS, IO_DTYPES, MODES, ORT_LEVEL, PRECISIONS,  # noqa: F401 (API)
-                                             TARGETS, TFLITE_TARGETS,
+from frlite.converter.passes.context import (EXECUTORCH_PRECISIONS, INTEGER_PRECISIONS, IO_DTYPES, MODES,  # noqa: F401 (API)
+                                             ORT_LEVEL, PRECISIONS, TARGETS, TFLITE_TARGETS,
                                              ConvertContext, ConvertLog, ConvertRequest)
 from frlite.converter.passes.context import worst_error as _worst_error  # noqa: F401 (tests)
 from frlite.converter.passes.driver import Pass, PassOrderError, run_passes
 from frlite.converter.passes.export_dense import ExportDense, dense_export_module  # noqa: F401 (API)
+from frlite.converter.passes.executorch_artifacts import ExecutorchArtifacts
 from frlite.converter.passes.export_idct import ExportIdct
 from frlite.converter.passes.export_integer import ExportInteger
 from frlite.converter.passes.factorize import Factorize
@@ -56,7 +57,7 @@ from frlite.converter.passes.tflite_files import TfliteFiles
 # the conversion, in order; data, so a new pass is inserted (driver.insert_after), not coded in
 CONVERT_PASSES: tuple[Pass, ...] = (
     LoadModel(), OpenOutput(), ExportDense(), ExportIdct(), Factorize(), ExportInteger(), *REPAIR_PASSES, OnnxArtifacts(), Onnx2tf(), TfliteFiles(),
-    TfliteArtifacts(), AnnotateArtifacts(), IntegerGate(), QuickParity(), Fp16ArithCheck(), BuildManifest(),
+    TfliteArtifacts(), ExecutorchArtifacts(), AnnotateArtifacts(), IntegerGate(), QuickParity(), Fp16ArithCheck(), BuildManifest(),
 )
 
 
@@ -77,6 +78,8 @@ def planned_files(modes: list[str], targets: list[str], precisions: list[str]) -
                     continue
                 if target in TFLITE_TARGETS and mode == "factorized" and precision not in ("fp32", "fp16", *INTEGER_PRECISIONS):
                     continue
+                if target == "executorch" and precision not in EXECUTORCH_PRECISIONS:
+                    continue
                 out.append((mode, target, precision))
     return out
 
@@ -87,12 +90,12 @@ def _check_plan(req: ConvertRequest) -> None:
     plan = planned_files(req.modes, req.targets, req.precisions)
     asked = f"--mode {' '.join(req.modes)} --target {' '.join(req.targets)} --precision {' '.join(req.precisions)}"
     if not plan:
-        raise UsageError(f"{asked} writes no file (ONNX and ORT files are fp32 only); "
+        raise UsageError(f"{asked} writes no file (ONNX and ORT files are fp32 only, .pte files fp32 / fp16); "
                          "add --precision fp32 or a tflite target")
     for flag, values, index in (("--mode", req.modes, 0), ("--target", req.targets, 1), ("--precision", req.precisions, 2)):
         unused = [v for v in values if all(p[index] != v for p in plan)]
         if unused:
-            raise UsageError(f"{flag} {' '.join(unused)} writes no file with {asked} (ONNX and ORT files are fp32 only); "
+            raise UsageError(f"{flag} {' '.join(unused)} writes no file with {asked} (ONNX and ORT files are fp32 only, .pte files fp32 / fp16); "
                              "drop it or add a target that takes it")
 
 
@@ -118,6 +121,13 @@ def _check_integer(req: ConvertRequest) -> None:
                          ".npy/.npz at the --input size) to measure activation ranges on")
     if req.io_dtype != "float" and "int16x8" in ints:
         raise UsageError("--io-dtype int8/uint8 applies to --precision int8; int16x8 files take float inputs")
+
+
+# why idct has no .pte (measured with executorch 1.5.1: a conv whose weight is computed in the
+# graph is not lowered, and is not folded either; tests/test_executorch_convert.py)
+IDCT_EXECUTORCH_REFUSAL = ("--mode idct --target executorch: XNNPACK takes a conv only with constant weights, so every "
+                           "conv of an idct .pte (weights rebuilt in the graph) would run on ExecuTorch's slow portable "
+                           "kernels; use --mode dense (the same weights, baked) or --mode factorized")
 
 
 _TENSOR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")  # what --input names allow (shape_spec.py)
@@ -156,6 +166,8 @@ def check_request(req: ConvertRequest) -> None:
         raise UsageError("give at least one --input NAME:DIMS, e.g. --input input:1x3x640x959")
     if "int8-dynamic" in req.precisions and req.modes != ["dense"]:
         raise UsageError("--precision int8-dynamic applies to --mode dense only (idct rebuilds fp32 weights at run time)")
+    if "executorch" in req.targets and "idct" in req.modes:
+        raise UsageError(IDCT_EXECUTORCH_REFUSAL)
     _check_integer(req)
     _check_plan(req)
     _check_names(req)

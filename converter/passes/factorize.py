@@ -33,4 +33,6 @@ class Factorize(BasePass):
         ctx.log(f"  {chosen} of {len(plan)} FR layers factorized; MACs {sum(c.dense_macs for c in plan):,} dense -> "
                 f"{sum(min(c.dense_macs, c.factorized_macs) for c in plan):,}")
         ctx.fact_plan = plan
+        if "executorch" in ctx.req.targets:  # lowered to .pte later (executorch_artifacts)
+            ctx.export_modules["factorized"] = fact_module
         done()
