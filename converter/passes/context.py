@@ -115,9 +115,11 @@ class ConvertContext:
     tflite_converted: dict[str, Path] = field(default_factory=dict)  # mode -> fp32 .tflite onnx2tf made
     tflite_seconds: dict[str, float] = field(default_factory=dict)   # mode -> onnx2tf seconds
     tflite_files: dict[tuple[str, str], Path] = field(default_factory=dict)  # (mode, precision) -> tmp/tflite/...
-    integer_sources: dict[str, Path] = field(default_factory=dict)   # mode -> integer-ready ONNX (export_integer)
-    integer_plans: dict[str, list[dict]] = field(default_factory=dict)  # mode -> per-layer decisions for integers
-    integer_twins: dict[str, Path] = field(default_factory=dict)     # mode -> fp32 .tflite of the integer-ready form
+    # (mode, int8 | int16x8) -> the integer-ready ONNX (export_integer), its per-layer decisions, and
+    # the fp32 .tflite of that form (the twin integer files are compared with op by op)
+    integer_sources: dict[tuple[str, str], Path] = field(default_factory=dict)
+    integer_plans: dict[tuple[str, str], list[dict]] = field(default_factory=dict)
+    integer_twins: dict[tuple[str, str], Path] = field(default_factory=dict)
     tflite_integer: dict[tuple[str, str], Path] = field(default_factory=dict)  # (mode, int8|int16x8) -> work file
     integer_fallback: dict[tuple[str, str], str] = field(default_factory=dict)  # why some ops stayed float
     calibration: list[Any] | None = None     # Sample records the integer files were calibrated on (calibration_samples)

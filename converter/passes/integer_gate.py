@@ -98,7 +98,7 @@ class IntegerGate(BasePass):
                                                              ctx.out_names)
                 threshold = INTEGER_GATES[task][1] if ctx.req.integer_gate is None else ctx.req.integer_gate
                 passed = math.isfinite(value) and value >= threshold
-                twin = ctx.integer_twins[art.mode]
+                twin = ctx.integer_twins[(art.mode, art.precision)]
                 if twin not in names:
                     names[twin] = _layer_names(ctx, twin)
                 rows = compare_quantized(twin, ctx.tmp / art.path, _nhwc_feeds(art, samples[0]), names[twin])
@@ -115,7 +115,7 @@ class IntegerGate(BasePass):
                     threshold=threshold, passed=passed, inputs=described,
                     output_sqnr_db=out_sqnr if math.isfinite(out_sqnr) else None,
                     worst_layers=[r.record() for r in worst], layers=[r.record() for r in rows], message=message,
-                    plan=[plan.record(), *ctx.integer_plans.get(art.mode, [])])
+                    plan=[plan.record(), *ctx.integer_plans.get((art.mode, art.precision), [])])
                 ctx.log(f"  {art.path}: {message}; {'ok' if passed else 'REFUSED'}")
                 for r in worst:
                     ctx.log(f"    loses most: {describe(r)}")

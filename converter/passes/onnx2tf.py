@@ -97,36 +97,33 @@ class Onnx2tf(BasePass):
                 shutil.copyfile(res.log_path, tmp / ("onnx2tf.log" if mode == "dense" else f"onnx2tf_{mode}.log"))
         self._integer(ctx, failed)
         if failed:
-            raise UnsupportedLayerError(failure_line(failed, list(ctx.tflite_converted) or list(ctx.integer_twins)))
+            raise UnsupportedLayerError(failure_line(failed, list(ctx.tflite_converted) or
+                                                     list(dict.fromkeys(m for m, _ in ctx.integer_twins))))
 
     @staticmethod
     def _integer(ctx: ConvertContext, failed: dict[str, str]) -> None:
         """One more onnx2tf run per integer-ready form (export_integer): its fp32 file is the twin the
-        integer files are compared with op by op, and the integer files come out of the same run."""
+        integer file is compared with op by op, and the integer file comes out of the same run."""
         assert ctx.work is not None and ctx.example is not None and ctx.out_names is not None
         req, work = ctx.req, ctx.work
         calibration = _calibration_file(ctx)
-        for mode, src in ctx.integer_sources.items():
-            integer = [IntegerRequest(p, req.io_dtype, work / f"{mode}_{p}.tflite")
-                       for p in req.precisions if p in INTEGER_PRECISIONS]
-            done = ctx.step(f"onnx2tf + TFLite converter on the integer-ready {mode} ONNX, then "
-                            f"{' and '.join(q.precision for q in integer)} quantization")
+        for (mode, precision), src in ctx.integer_sources.items():
+            done = ctx.step(f"onnx2tf + TFLite converter on the {precision}-ready {mode} ONNX, then quantization")
             try:
-                res = run_onnx2tf(src, work / f"onnx2tf_{mode}_integer", work / f"{mode}_integer_twin_fp32.tflite",
-                                  list(ctx.example), ctx.out_names, integer=integer, calibration=calibration)
+                res = run_onnx2tf(src, work / f"onnx2tf_{mode}_{precision}", work / f"{mode}_{precision}_twin_fp32.tflite",
+                                  list(ctx.example), ctx.out_names, calibration=calibration,
+                                  integer=[IntegerRequest(precision, req.io_dtype, work / f"{mode}_{precision}.tflite")])
             except FrliteError as exc:
                 ctx.log(f"  {exc}")
                 failed.setdefault(mode, str(exc))
                 done()
                 continue
-            ctx.log(f"  onnx2tf: {res.seconds:.1f} s, peak {res.peak_rss_bytes / 2**30:.2f} GiB")
-            ctx.integer_twins[mode] = res.tflite_fp32
+            ctx.log(f"  onnx2tf: {res.seconds:.1f} s, peak {res.peak_rss_bytes / 2**30:.2f} GiB; {precision}: quantized in "
+                    f"{res.integer_seconds[precision]:.1f} s on {len(ctx.calibration_samples())} calibration sample(s)")
+            ctx.integer_twins[(mode, precision)] = res.tflite_fp32
             ctx.tflite_seconds.setdefault(mode, res.seconds)
-            for precision, path in res.integer.items():
-                ctx.tflite_integer[(mode, precision)] = path
-                ctx.log(f"  {precision}: quantized in {res.integer_seconds[precision]:.1f} s on "
-                        f"{len(ctx.calibration_samples())} calibration sample(s)")
-                if res.integer_fallback[precision]:
-                    ctx.integer_fallback[(mode, precision)] = res.integer_fallback[precision]
-                    ctx.log(f"    some ops stay float (no integer kernel): {res.integer_fallback[precision][:160]}")
+            ctx.tflite_integer[(mode, precision)] = res.integer[precision]
+            if res.integer_fallback[precision]:
+                ctx.integer_fallback[(mode, precision)] = res.integer_fallback[precision]
+                ctx.log(f"    some ops stay float (no integer kernel): {res.integer_fallback[precision][:160]}")
             done()
