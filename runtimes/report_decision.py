@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from frlite.converter.core.bounded_read import read_bounded
 from frlite.converter.core.convert_folder import ConvertFolder
 from frlite.converter.core.errors import ManifestError
-from frlite.converter.core.manifest import Artifact, Fp16Arith
+from frlite.converter.core.manifest import Artifact, Fp16Arith, IntegerCheck
 
 if TYPE_CHECKING:
     from frlite.runtimes.parity_run import RunResult
@@ -242,12 +242,25 @@ def convert_table(folder: ConvertFolder) -> DecisionTable:
                 p = art.parity
                 row.fp32 = Verdict("pass" if p.passed else "FAIL",
                                    p.max_rel_to_scale if math.isfinite(p.max_rel_to_scale) else None, "convert")
+            if art.integer is not None:  # full-integer: judged by the task gate, shown as such
+                _integer_cells(row, art.integer)
         row.targets.append(art.target)
         if art.fp16_arith is not None and row.fp16_arith is None:
             row.fp16_arith = _fp16_verdict(art.fp16_arith, "convert")
         if "compat_json" in art.extra_files:
             row.coverage.append(_read_coverage(folder, art))
     return DecisionTable(list(rows.values()), "convert")
+
+
+def _integer_cells(row: DecisionRow, check: IntegerCheck) -> None:
+    value = check.value
+    shown = "-" if value is None else (f"{value:.1f} dB" if check.metric == "sqnr_db" else f"{100 * value:.2f}%")
+    if row.fp32 is not None:
+        row.fp32.note = f"integer gate {shown}"
+    if value is not None and check.task == "segmentation":
+        row.task = TaskAgreement("segmentation", pixel_agreement=value)
+    elif value is not None and check.task == "classification":
+        row.task = TaskAgreement("classification", top1=value)
 
 
 def add_results(table: DecisionTable, results: Sequence["RunResult"] | None = None,
