@@ -45,6 +45,7 @@ def test_parser_reads_executor_runner_log_lines() -> None:
     assert not parse_executor_runner_output("E 00:00:00.0 executorch:executor_runner.cpp:306] assert failed").complete
 
 
+@pytest.mark.slow  # a bench flow end to end (the fast suite is unit-level)
 def test_host_bench_runs_pte_with_executorch_runtime(pte_folder: Path, tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("frlite")
     r = subprocess.run([str(exe), "bench", str(pte_folder), "--host", "--threads", "1", "--runs", "3",

@@ -86,6 +86,7 @@ def test_pte_runs_like_pytorch_on_the_host(pte_out: Path) -> None:
         assert float(np.abs(got - ref).max()) <= 1e-5
 
 
+@pytest.mark.slow  # a parity flow end to end (the fast suite is unit-level)
 def test_parity_runs_pte_files_in_the_same_report(pte_out: Path) -> None:
     report = run_parity(pte_out, samples=1, runtimes=["torch", "executorch"], layers=True,
                         reference=ReferenceRequest(SPEC), keep_outputs=False)
@@ -97,6 +98,7 @@ def test_parity_runs_pte_files_in_the_same_report(pte_out: Path) -> None:
     assert report.layers == {}  # --layers looks inside diverging files only
 
 
+@pytest.mark.slow  # a parity flow end to end (the fast suite is unit-level)
 def test_layers_on_a_diverging_pte_says_intermediates_are_not_exposed(pte_out: Path) -> None:
     # a zero tolerance makes every fp32 file diverge, so --layers looks inside each
     report = run_parity(pte_out, samples=1, runtimes=["torch", "executorch"], layers=True, atol=1e-12, rtol=0.0,
