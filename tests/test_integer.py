@@ -183,3 +183,20 @@ def test_a_file_calibrated_on_noise_is_refused_naming_its_worst_layers(tmp_path:
     with pytest.raises(FrliteError, match=r"fails the task gate.*sqnr db .*< 20 dB.*worst layers: .*SQNR"):
         convert(_req(tmp_path, calibration_files=[tiny], input_files=[chk]))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_io_dtype_uint8_gives_a_file_with_integer_io_that_parity_feeds(tmp_path: Path) -> None:
+    from frlite.runtimes.base import RunOptions
+    from frlite.runtimes.loader import open_artifact
+
+    cal, chk, _ = _arrays(tmp_path)
+    out = tmp_path / "out"
+    convert(_req(tmp_path, io_dtype="uint8", calibration_files=[cal], input_files=[chk]))
+    (art,) = read_manifest(out).artifacts
+    assert art.inputs[0].dtype == "uint8" and art.outputs[0].dtype == "uint8"
+    assert art.integer is not None and art.integer.io_dtype == "uint8" and art.integer.passed
+    rt = open_artifact(out, art, RunOptions())
+    x = np.load(chk)[0]
+    y = rt.run({"input": x})[rt.outputs()[0].name]
+    assert y.dtype == np.float32 and y.shape == (1, 1, 16, 16)  # real values in and out: the runtime (de)quantizes
