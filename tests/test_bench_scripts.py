@@ -122,11 +122,11 @@ def test_generality_bench_at_a_small_size(tmp_path: Path) -> None:
 def test_integer_bench_with_a_tiny_model(tmp_path: Path) -> None:
     out = tmp_path / "results"
     r = run_script("bench_integer.py", "--model", TINY, "--size", "32x48", "--latency-size", "32x48", "--threads", "1",
-                   "--runs", "1", "--out", str(out), cwd=tmp_path)
+                   "--runs", "1", "--dense-int16x8", "--out", str(out), cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     data = json.loads((out / "bench_integer.json").read_text())
     assert {row["file"] for row in data["accuracy"]} == {f"tflite/{m}_{p}.tflite" for m in ("dense", "factorized")
                                                          for p in ("int8", "int16x8")}
-    assert "calibrated on noise: exit" in r.stdout
+    assert "calibrated on noise: exit" in r.stdout and r.stdout.count("on uniform noise: ") == 4
     assert {"tflite/factorized_int8.tflite", "tflite/factorized_fp32.tflite", "tflite/dense_fp32.tflite"} <= set(
         data["latency"]["median_seconds"])

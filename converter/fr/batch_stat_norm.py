@@ -31,8 +31,10 @@ class BatchStatNorm2d(nn.Module):
         self.weight = None if source.weight is None else nn.Parameter(source.weight.detach().clone())
         self.bias = None if source.bias is None else nn.Parameter(source.bias.detach().clone())
         self.register_buffer("prescale", None)    # (1, C, 1, 1) or None
-        # centered * rsqrt(var + eps) instead of centered / sqrt(var + eps): the same function, and the
-        # form integer files need (TF 2.19 quantizes RSQRT and MUL to 16x8, not SQRT or DIV)
+        # The 16x8 integer form: centered * rsqrt(var + eps) instead of centered / sqrt(var + eps) (TF 2.19
+        # quantizes RSQRT and MUL to 16x8, not SQRT or DIV), and means over W, then H, then N: LiteRT's
+        # int16 MEAN sums into 32 bits, and 640x959 squares near the top of the int16 range overflowed
+        # it (a negative variance on a noise input; RSQRT refused to run). The same function.
         self.rsqrt_form = False
         self.register_buffer("scaled_eps", None)  # c^2 eps, same shape
 
@@ -42,12 +44,18 @@ class BatchStatNorm2d(nn.Module):
         self.register_buffer("prescale", c.clone())
         self.register_buffer("scaled_eps", (c * c * self.eps).clone())
 
+    def _mean(self, t: torch.Tensor) -> torch.Tensor:
+        if not self.rsqrt_form:
+            return t.mean(dim=(0, 2, 3), keepdim=True)
+        m = t.mean(dim=3, keepdim=True).mean(dim=2, keepdim=True)
+        return m.mean(dim=0, keepdim=True) if t.shape[0] > 1 else m
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        mean = self._mean(x)
         centered = x - mean
         if self.prescale is not None:
             centered = centered * self.prescale
-        var = (centered * centered).mean(dim=(0, 2, 3), keepdim=True)
+        var = self._mean(centered * centered)
         eps = self.eps if self.scaled_eps is None else self.scaled_eps
         y = centered * torch.rsqrt(var + eps) if self.rsqrt_form else centered / torch.sqrt(var + eps)
         if self.weight is not None:

@@ -10,8 +10,9 @@ Per layer, what needs more precision than 8 or 16 bits is kept out of the intege
   - int16x8: every conv feeding a batch-statistics norm is centred and scaled per channel on the
     calibration data, exactly (frlite.converter.forms.int_equalize), so one quantization scale
     fits all its channels, and norms compute centered * rsqrt(var + eps): TF 2.19 quantizes RSQRT
-    and MUL in 16x8, not SQRT and DIV. Without the centring, the UNet's int16 variance rounded to
-    0 on a calibration image and RSQRT refused to run.
+    and MUL in 16x8, not SQRT and DIV, with means taken over W, then H (LiteRT's int16 MEAN
+    overflowed its 32-bit sum over 640x959 squares on a noise input). Without the centring, the
+    UNet's int16 variance rounded to 0 on a calibration image and RSQRT refused to run.
   - int8 keeps the conv outputs as they are and the norm in SQRT / DIV form (both have int8
     kernels): measured on the UNet's factorized form, the centred variant lost 17-44 Dice points
     in int8 (its unit-variance, heavy-tailed outputs get ~23 dB at 8 bits), the plain one 0.5-2.3.
@@ -59,7 +60,7 @@ def integer_module(ctx: ConvertContext, mode: str, precision: str) -> tuple[nn.M
         plan += [dict(r, decision="centred and scaled on calibration") for r in records(done)]
         for m in module.modules():
             if isinstance(m, BatchStatNorm2d):
-                m.rsqrt_form = True
+                m.rsqrt_form = True  # RSQRT / MUL and staged means: batch_stat_norm.py says why
     return module.eval(), plan
 
 
