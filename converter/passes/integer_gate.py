@@ -127,9 +127,10 @@ class IntegerGate(BasePass):
             art.parity = ArtifactParity(len(samples), math.nan, math.nan, check.threshold, check.passed)
         done()
         if failures:
+            int8_failed = any(a.precision == "int8" and not a.integer.passed for a in ctx.artifacts if a.integer)
             raise FrliteError("integer file fails the task gate on " + described + ": " + " | ".join(failures)
-                              + "; calibrate on typical inputs (--calibration) or use --precision int16x8; "
-                              "nothing was written")
+                              + "; calibrate on typical inputs (--calibration)"
+                              + (" or use --precision int16x8" if int8_failed else "") + "; nothing was written")
 
 
 def _layer_names(ctx: ConvertContext, twin: Path) -> dict[str, str]:
