@@ -152,6 +152,7 @@ REPAIRED_MODELS = {  # model -> (spec, input, the repair pass that must fire)
 }
 
 
+@pytest.mark.slow  # onnx2tf end to end in every mode, ~22 s a model: the fast suite is unit-level
 @pytest.mark.parametrize("name", sorted(REPAIRED_MODELS))
 def test_repaired_models_convert_in_every_mode(name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import torch

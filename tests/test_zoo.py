@@ -48,6 +48,7 @@ def _limit(path: str) -> float:
     return 1e-4 if "fp16" not in path else 2e-2
 
 
+@pytest.mark.slow  # onnx2tf end to end, ~22 s a case: the fast suite is unit-level
 @pytest.mark.parametrize("case", [c for c in CASES if c.fast], ids=lambda c: c.name)
 def test_zoo_case_alone(case: ZooCase, tmp_path: Path) -> None:
     res = convert_case(case, MODES, tmp_path)

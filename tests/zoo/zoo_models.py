@@ -25,7 +25,7 @@ class ZooCase:
     covers: str                                   # the option combination, as a table row names it
     build: Callable[[], nn.Module]
     inputs: tuple[str, ...] = ("input:1x4x16x16",)
-    fast: bool = False                            # in `make test-fast`
+    fast: bool = False                            # also converted alone (test_zoo_case_alone; slow, onnx2tf end to end)
 
 
 class _Wrap(nn.Module):
@@ -202,7 +202,7 @@ _LAYER_AXES: list[tuple[str, str, Callable[[], nn.Module], dict[str, Any]]] = [
      dict(inputs=("input_b2:2x4x16x16",))),
 ]
 
-_FAST = {"head_adaptive_avg", "two_inputs_two_outputs"}  # the repairs have their own fast tests
+_FAST = {"head_adaptive_avg", "two_inputs_two_outputs"}  # converted alone too; the repairs have their own tests
 
 
 def _cases() -> list[ZooCase]:
