@@ -88,14 +88,21 @@ def _quantization(detail: dict) -> tuple[float, int] | None:
     return None
 
 
+def quantize(arr: np.ndarray, dtype: np.dtype, scale: float, zero_point: int) -> np.ndarray:
+    """Real values to an integer tensor's codes (rounded, saturated), as LiteRT's QUANTIZE does."""
+    info = np.iinfo(dtype)
+    return np.clip(np.round(arr / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def dequantize(arr: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return (arr.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+
+
 def _to_file(x: np.ndarray, detail: dict) -> np.ndarray:
     q = _quantization(detail)
-    if q is None:
-        return x
-    info = np.iinfo(detail["dtype"])
-    return np.clip(np.round(x / q[0]) + q[1], info.min, info.max).astype(detail["dtype"])
+    return x if q is None else quantize(x, detail["dtype"], *q)
 
 
 def _from_file(y: np.ndarray, detail: dict) -> np.ndarray:
     q = _quantization(detail)
-    return y if q is None else (y.astype(np.float32) - np.float32(q[1])) * np.float32(q[0])
+    return y if q is None else dequantize(y, *q)

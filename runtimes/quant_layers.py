@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from frlite.converter.core.bounded_read import check_regular_file
+from frlite.runtimes.litert_runtime import dequantize, quantize
 from frlite.runtimes.parity_metrics import sqnr_db
 
 QUANTIZED = (np.int8, np.uint8, np.int16)
@@ -44,15 +45,6 @@ class LayerError:
             v = d[k]
             d[k] = None if not math.isfinite(v) else round(float(v), 4)
         return d
-
-
-def dequantize(arr: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    return (arr.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
-
-
-def quantize(arr: np.ndarray, dtype: np.dtype, scale: float, zero_point: int) -> np.ndarray:
-    info = np.iinfo(dtype)
-    return np.clip(np.round(arr / scale) + zero_point, info.min, info.max).astype(dtype)
 
 
 def _values(path: Path, feeds_nhwc: dict[str, np.ndarray], wanted: list[int]) -> dict[str, np.ndarray]:
