@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from frlite.converter.core.manifest import Fp16Arith
+from frlite.converter.core.manifest import STORAGE_ONLY, Fp16Arith
 from frlite.converter.core.tolerances import FP16_ARITH_CEILING, TASK_GATES
 
 from frlite.runtimes.fp16_executor import OpStat
@@ -56,7 +56,8 @@ def _overflow_record(s: OpStat, layer: str | None) -> dict[str, Any]:
 def describe_overflow(rec: dict[str, Any]) -> str:
     where = f"op {rec['op_index']} {rec['op_type']} ({rec['output'] or 'tensor ' + str(rec['output_tensor'])})"
     if rec.get("layer"):
-        where += f" (at or after FR layer {rec['layer']})"
+        layer = rec["layer"] if str(rec["layer"]).startswith("module ") else f"FR layer {rec['layer']}"
+        where += f" (in {layer})" if rec.get("within") else f" (at or after {layer})"
     what = f"overflows fp16 (max |value| {float(rec['max_abs']):.3g})" if rec["kind"] == "overflow" \
         else f"goes non-finite ({rec['max_abs']})"
     return f"{where} {what}"
@@ -64,11 +65,14 @@ def describe_overflow(rec: dict[str, Any]) -> str:
 
 def measure(runs: list[list[OpStat]], refs: list[dict[str, np.ndarray]], outs: list[dict[str, np.ndarray]],
             tolerance: float, layer_outputs: dict[str, Any] | None = None,
-            producers: dict[int, int] | None = None, task: str | None = None, inputs: str = "") -> Fp16Arith:
+            producers: dict[int, int] | None = None, task: str | None = None, inputs: str = "",
+            arithmetic: str = STORAGE_ONLY, remedy: str = f"run with {OFF_FLAGS}") -> Fp16Arith:
     """The verdict for one file from its executor runs (stats and outputs, model layout) against
     PyTorch's outputs on the same samples (described by `inputs`, e.g. "2 seeded random samples").
     `task` overrides the task guessed from each output's shape. The task gate can lift only
-    outputs that have a task: an output without one must meet the value tolerance."""
+    outputs that have a task: an output without one must meet the value tolerance. `arithmetic`
+    says what the runs rounded (manifest STORAGE_ONLY / FP16_ACCUMULATION); `remedy` is what an
+    unsafe file's line tells the user to do."""
     worst = 0.0
     worst_ungated = 0.0
     nonfinite_out = False
@@ -92,22 +96,26 @@ def measure(runs: list[list[OpStat]], refs: list[dict[str, np.ndarray]], outs: l
                 gate = (metric, value, least)
     pixel = gate[1] if gate and gate[0] == "pixel_agreement" else None
     bad = first_bad(runs)
-    rec = _overflow_record(bad, layer_of(bad.op_index, layer_outputs or {}, producers or {})) if bad else None
+    rec = None
+    if bad is not None:  # an op that knows its module is named by it; else the last FR layer before it
+        rec = _overflow_record(bad, bad.layer or layer_of(bad.op_index, layer_outputs or {}, producers or {}))
+        rec["within"] = bad.layer is not None
     gate_txt = f", {gate[0].replace('_', ' ')} {100 * gate[1]:.3f}%" if gate else ""
     worst_txt = f"worst error/scale {worst:.2e}" if math.isfinite(worst) else "non-finite outputs"
     on_txt = f" on {inputs}" if inputs else ""
+    arith_txt = "" if arithmetic == STORAGE_ONLY else f", {arithmetic}"
     clean = rec is None and not nonfinite_out
     gate_holds = (gate is not None and gate[1] >= gate[2] and worst <= FP16_ARITH_CEILING
                   and worst_ungated <= tolerance)
     if clean and worst <= tolerance:
         return Fp16Arith("safe", worst, pixel, len(refs), tolerance, None,
-                         f"fp16 arithmetic: safe ({worst_txt}{gate_txt}{on_txt})", "value", inputs)
+                         f"fp16 arithmetic: safe ({worst_txt}{gate_txt}{on_txt}{arith_txt})", "value", inputs, arithmetic)
     if clean and gate_holds:
         assert gate is not None
         return Fp16Arith("safe", worst, pixel, len(refs), tolerance, None,
                          f"fp16 arithmetic: safe by the task gate ({worst_txt} over the {tolerance:.0e} value "
                          f"tolerance, under the {FP16_ARITH_CEILING:.0e} ceiling{gate_txt} >= "
-                         f"{100 * gate[2]:g}%{on_txt})", "task", inputs)
+                         f"{100 * gate[2]:g}%{on_txt}{arith_txt})", "task", inputs, arithmetic)
     if rec is not None:
         why = describe_overflow(rec)
     elif gate is not None:
@@ -118,6 +126,6 @@ def measure(runs: list[list[OpStat]], refs: list[dict[str, np.ndarray]], outs: l
     hint = "; measure on your own data with `convert --inputs` or `parity --inputs`" \
         if "seeded random" in inputs and rec is None else ""
     return Fp16Arith("unsafe", worst if math.isfinite(worst) else None, pixel, len(refs), tolerance, rec,
-                     f"fp16 arithmetic: unsafe{on_txt}: {why}{gate_txt if rec else ''}; run with {OFF_FLAGS}{hint}",
-                     "overflow" if rec else ("task" if gate else "value"), inputs)
+                     f"fp16 arithmetic: unsafe{on_txt}{arith_txt}: {why}{gate_txt if rec else ''}; {remedy}{hint}",
+                     "overflow" if rec else ("task" if gate else "value"), inputs, arithmetic)
 

@@ -109,8 +109,11 @@ class DecisionTable:
 
     def legend(self) -> list[str]:
         """What the numbers are, and how to fill what is missing."""
+        pte16 = any(r.precision == "fp16" and "executorch" in r.targets and r.fp16_arith for r in self.rows)
         lines = ["parity: max |error| / max |reference| vs PyTorch, pass within the precision's tolerance; fp16-arith: "
-                 "every op's output rounded to fp16, as the GPU delegate and NNAPI compute (docs/parity.md)"
+                 "every op's output rounded to fp16, as the GPU delegate and NNAPI compute"
+                 + ("; fp16 .pte: conv / linear accumulators too, as XNNPACK on ARMv8.2+" if pte16 else "")
+                 + " (docs/parity.md)"
                  + ("; (convert): measured by convert on seeded random samples" if self._mixed() else "")]
         if self.measured_by == "convert":
             lines.append("task agreement: `frlite parity DIR --inputs IMAGES`")

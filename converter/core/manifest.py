@@ -49,11 +49,17 @@ class ArtifactParity:
     passed: bool
 
 
+# Fp16Arith.arithmetic: the .tflite delegates' model, and XNNPACK's on ARMv8.2+ (fp16 accumulators)
+STORAGE_ONLY = "fp16 storage, fp32 accumulation"
+FP16_ACCUMULATION = "fp16 storage, fp16 accumulation in conv / linear"
+
+
 @dataclass
 class Fp16Arith:
     """The measured verdict for running the file in fp16 arithmetic (GPU delegate with precision
-    loss allowed, NNAPI with allow_fp16): the file's own graph, every op's output rounded to
-    IEEE half (runtimes/fp16_executor), compared with PyTorch fp32 on the same inputs."""
+    loss allowed, NNAPI with allow_fp16; an fp16 .pte on XNNPACK): the file's own graph (for a
+    .pte, the program exported for it), every op's output rounded to IEEE half
+    (runtimes/fp16_executor), compared with PyTorch fp32 on the same inputs."""
 
     verdict: str                          # safe | unsafe
     worst_rel_to_scale: float | None      # max |error| / max |reference|; None when not finite
@@ -64,6 +70,7 @@ class Fp16Arith:
     message: str = ""                     # the one line shown in logs and reports
     judged_by: str = "value"              # value tolerance | task gate | overflow (tolerances.py)
     inputs: str = ""                      # what it was measured on ("2 seeded random samples", files)
+    arithmetic: str = STORAGE_ONLY        # what was rounded to half: storage only, or accumulators too
 
     @property
     def safe(self) -> bool:

@@ -27,6 +27,10 @@ FP16_ARITH_CEILING = 1e-1
 # 99.9% of pixels (segmentation), the same top-1 class on every sample (classification)
 TASK_GATES: dict[str, tuple[str, float]] = {"segmentation": ("pixel_agreement", 0.999),
                                             "classification": ("top1_agreement", 1.0)}
+# fp16 .pte files: XNNPACK on ARMv8.2+ accumulates conv / linear in fp16, emulated step by step
+# (runtimes/fp16_executor/fp16_accumulate.py). Above this many multiply-adds per run the verdict
+# rounds storage only and says so: the authors' dense UNet at 640x959 takes 449 G
+FP16_ACC_MAX_MACS = 1_000_000_000_000
 
 
 # Full-integer files (int8 / int16x8) are judged by the task against PyTorch fp32 on the check

@@ -25,6 +25,7 @@ class PteDelegation:
     subgraphs: int
     why_not: dict[str, list[str]]  # portable op -> the XNNPACK partitioner's reasons
     rewrites: dict[str, int]       # exact rewrites applied before lowering -> ops changed
+    fp16_arith: dict | None = None  # fp16 programs: the measured fp16-arithmetic verdict (manifest Fp16Arith)
 
     @property
     def ops_total(self) -> int:
@@ -40,7 +41,7 @@ class PteDelegation:
                 "all_delegated": not self.portable, "delegate_ready": not self.portable,
                 "xnnpack_subgraphs": self.subgraphs,
                 "fallback": {op: self.why_not.get(op, ["no XNNPACK lowering"]) for op in sorted(self.portable)},
-                "rewrites": self.rewrites,
+                "rewrites": self.rewrites, "fp16_arithmetic": self.fp16_arith,
                 "delegated_ops": dict(sorted(self.delegated.items())), "portable_ops": dict(sorted(self.portable.items()))}
 
     def summary(self) -> str:
@@ -64,6 +65,8 @@ def format_markdown(rep: PteDelegation) -> str:
     rows = [(op, n, "yes", "") for op, n in rep.delegated.items()]
     rows += [(op, n, "no (portable kernel)", "; ".join(rep.why_not.get(op, []))) for op, n in rep.portable.items()]
     lines += [f"| {op} | {n} | {where} | {why} |" for op, n, where, why in sorted(rows)]
+    if rep.fp16_arith is not None:
+        lines += ["", f"**{rep.fp16_arith.get('message', '')}**"]
     done = [f"- {what}: {n}" for what, n in rep.rewrites.items() if n]
     if done:
         lines += ["", "Exact rewrites before lowering (converter/executorch/pte_rewrites.py):", *done]

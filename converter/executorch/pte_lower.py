@@ -38,6 +38,9 @@ class PteProgram:
     subgraphs: int = 0                                     # XNNPACK delegate calls
     why_not: dict[str, list[str]] = field(default_factory=dict)  # portable op -> the partitioner's reasons
     rewrites: dict[str, int] = field(default_factory=dict)   # exact rewrite -> how many ops it changed
+    # the exported program (rewrites applied) as a module, before lowering: what the fp16 verdict
+    # walks op by op (runtimes/fp16_executor/aten_graph.py); kept only when asked
+    graph: torch.fx.GraphModule | None = None
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,9 +92,11 @@ def _why_not_lowered() -> Iterator[dict[str, set[str]]]:
         log.propagate = saved[1]
 
 
-def lower_to_pte(module: nn.Module, example: tuple[torch.Tensor, ...], precision: str) -> PteProgram:
+def lower_to_pte(module: nn.Module, example: tuple[torch.Tensor, ...], precision: str,
+                 keep_graph: bool = False) -> PteProgram:
     """`module(*example)` as a .pte whose ops XNNPACK takes are delegated to it. fp16: module and
-    inputs cast to half before export (XNNPACK then runs fp16 kernels; the program's I/O is fp16)."""
+    inputs cast to half before export (XNNPACK then runs fp16 kernels; the program's I/O is fp16).
+    `keep_graph`: also return the exported program's op graph, as lowered."""
     try:
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.exir import to_edge_transform_and_lower
@@ -110,6 +115,8 @@ def lower_to_pte(module: nn.Module, example: tuple[torch.Tensor, ...], precision
             program = PteProgram(b"")
             program.rewrites["mean over W of a mean over H (or H of W) -> mean over (H, W)"] = nested_spatial_means(exported)
             program.rewrites["mean over size-1 axes -> mean over (H, W)"] = unit_axis_means(exported)
+            if keep_graph:  # a copy: lowering must not change what the verdict walks
+                program.graph = copy.deepcopy(exported.module())
             with _why_not_lowered() as reasons:
                 edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
             graph = edge.exported_program().graph_module

@@ -124,6 +124,9 @@ class ConvertContext:
     integer_fallback: dict[tuple[str, str], str] = field(default_factory=dict)  # why some ops stayed float
     calibration: list[Any] | None = None     # Sample records the integer files were calibrated on (calibration_samples)
     integer_checks: dict[str, dict] = field(default_factory=dict)    # file -> the integer gate's record
+    # executorch_artifacts: fp16 .pte path -> (the exported program's op graph its fp16 verdict walks,
+    # its delegation report, rewritten with the verdict)
+    pte_fp16_graphs: dict[str, tuple[torch.fx.GraphModule, Any]] = field(default_factory=dict)
     artifacts: list[Artifact] = field(default_factory=list)
     notes: dict[str, list[str]] = field(default_factory=dict)       # idct layers a converter rewrote beyond recognition
     layer_maps: dict[str, dict] = field(default_factory=dict)       # file -> FR layer -> tensor holding its output

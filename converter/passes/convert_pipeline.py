@@ -6,7 +6,7 @@ time and peak memory; the manifest lists them):
   load_model -> open_output -> export_dense -> export_idct -> factorize -> export_integer (int8 /
   int16x8 forms) -> repair_* (exact ONNX rewrites, only when a graph has the pattern) -> onnx_artifacts
   -> onnx2tf -> tflite_files -> tflite_artifacts -> executorch_artifacts (.pte) -> annotate_artifacts
-  -> integer_gate -> quick_parity -> fp16_arith_check -> build_manifest
+  -> integer_gate -> fp16_arith_check -> quick_parity -> build_manifest
 then manifest.json and convert.log are written and the temp folder becomes --out. Each pass says
 which modes / targets it serves (`applies`); shared work (export, the onnx2tf run) happens once
 however many modes and targets are asked. New work (int8, ExecuTorch, onnx2tf repairs) is a new
@@ -57,7 +57,7 @@ from frlite.converter.passes.tflite_files import TfliteFiles
 # the conversion, in order; data, so a new pass is inserted (driver.insert_after), not coded in
 CONVERT_PASSES: tuple[Pass, ...] = (
     LoadModel(), OpenOutput(), ExportDense(), ExportIdct(), Factorize(), ExportInteger(), *REPAIR_PASSES, OnnxArtifacts(), Onnx2tf(), TfliteFiles(),
-    TfliteArtifacts(), ExecutorchArtifacts(), AnnotateArtifacts(), IntegerGate(), QuickParity(), Fp16ArithCheck(), BuildManifest(),
+    TfliteArtifacts(), ExecutorchArtifacts(), AnnotateArtifacts(), IntegerGate(), Fp16ArithCheck(), QuickParity(), BuildManifest(),
 )
 
 

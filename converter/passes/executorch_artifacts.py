@@ -36,10 +36,12 @@ class ExecutorchArtifacts(BasePass):
             for precision in [p for p in ctx.req.precisions if p in EXECUTORCH_PRECISIONS]:
                 t0 = time.perf_counter()
                 done = ctx.step(f"ExecuTorch program ({mode}, {precision}): torch.export + XNNPACK lowering")
-                program = lower_to_pte(module, example, precision)
+                program = lower_to_pte(module, example, precision, keep_graph=precision == "fp16")
                 path = ctx.tmp / "executorch" / f"{mode}_{precision}.pte"
                 program.write(path)
                 rep = delegation(program, path.name, precision)
+                if program.graph is not None:  # judged in fp16 arithmetic by fp16_arith_check
+                    ctx.pte_fp16_graphs[str(path.relative_to(ctx.tmp))] = (program.graph, rep)
                 ctx.log(f"  {path.name}: {rep.summary()}")
                 extra = write_delegation_report(ctx.tmp, path, rep)
                 dtype = _DTYPE[precision]

@@ -78,8 +78,10 @@ class QuickParity(BasePass):
                     f"(tolerance {tol:.0e}) {'ok' if ok else 'MISMATCH'}")
             if not ok:
                 failed_modes.add(art.mode)
-                failures.append(f"{art.path} (NaN/Inf in its output)" if not math.isfinite(worst)
-                                else f"{art.path} ({worst:.2e} > {tol:.0e})")
+                why = "NaN/Inf in its output" if not math.isfinite(worst) else f"{worst:.2e} > {tol:.0e}"
+                if art.runtime == "executorch" and art.fp16_arith is not None and not art.fp16_arith.safe:
+                    why += f"; {art.fp16_arith.message}"  # an fp16 program computes in fp16 here too: say where it breaks
+                failures.append(f"{art.path} ({why})")
         done()
         if failures:
             working = sorted({a.mode for a in artifacts} - failed_modes)

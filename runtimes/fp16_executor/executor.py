@@ -27,6 +27,7 @@ class OpStat:
     max_abs: float       # inf / nan when the output was already non-finite
     overflowed: bool     # |x| > 65,504: stored as inf in fp16
     nonfinite: bool      # inf or nan before rounding
+    layer: str | None = None  # the module the op came from, when the graph knows it (exported programs)
 
     @property
     def bad(self) -> bool:
