@@ -75,7 +75,10 @@ class PteDeviceRuntime(PhoneRuntime):
                         for i, (spec, remote) in enumerate(zip(self._outputs, remote_out))}
         finally:
             if written:
-                dev.adb.shell(dev.serial, ["rm", "-f", *written], check=False)
+                try:
+                    dev.adb.shell(dev.serial, ["rm", "-f", *written], check=False)
+                except AdbError:
+                    pass  # a phone that stopped answering: the error being raised says more than this one
 
     def _run_runner(self, remote_in: list[str], remote_base: str) -> None:
         dev = self.device
