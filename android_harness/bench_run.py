@@ -1,5 +1,6 @@
-"""`frlite bench`: every .tflite of a target (one file or a convert folder) x every delegate, on
-the host or on one or more phones (in parallel), plus on-device parity when asked."""
+"""`frlite bench`: every .tflite of a target (one file or a convert folder) x every delegate, and
+every .pte once, on the host or on one or more phones (in parallel), plus on-device parity of
+both kinds of file when asked."""
 from __future__ import annotations
 
 import time
@@ -136,8 +137,8 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], "DeviceRuns | None"
                     t0 = time.perf_counter()
                     res, _ = dev.bench(job, d, req.threads, req.runs, req.warmup, req.min_seconds)
                     out.append(res)
-                    if samples is not None and res.error is None and job.runtime == "tflite":  # .pte: host parity only
-                        phone = open_on_device(dev, job, d)  # the phone as a Runtime: model layout in and out
+                    if samples is not None and res.error is None:
+                        phone = open_on_device(dev, job, d, req.threads)  # the phone as a Runtime: model layout in and out
                         device_outputs[(job.label, phone.name)] = [phone.run(s.arrays) for s in samples]
                     steps.finished(f"{serial} {job.label} ({d})", time.perf_counter() - t0, "ERROR" if res.error else "")
         return out, device_outputs
@@ -157,7 +158,8 @@ def run_bench(req: BenchRequest) -> tuple[list[BenchResult], "DeviceRuns | None"
 @dataclass
 class DeviceRuns:
     """`--parity`: the phones' outputs compared with PyTorch, as parity results (runtime
-    `tflite@<serial>/<delegate>`), with what the report's pictures need."""
+    `tflite@<serial>/<delegate>`, or `executorch@<serial>/xnnpack` for a .pte), with what the
+    report's pictures need."""
 
     results: list[RunResult]
     inputs: list[dict]                      # source and sha256 per sample, as in parity.json

@@ -1,4 +1,5 @@
-"""The phone as a Runtime: one .tflite file run by the user's `benchmark_model` over adb.
+"""The phone as a Runtime: one .tflite file run by the user's `benchmark_model` over adb (a .pte
+goes to pte_device_runtime.py through the same `open_on_device`).
 
 Parity compares every runtime through `Runtime.run` (arrays in the model's layout, keyed by the
 model's names; layouts from the manifest), so the phone's outputs go through the same
@@ -25,20 +26,14 @@ from frlite.android_harness.device_bench import SAFE_NAME, DeviceBench, DeviceJo
 LIST_SEPARATORS = re.compile(r"[,:\s]")  # benchmark_model splits --input_layer* values on these
 
 
-class DeviceRuntime(Runtime):
-    """`job`'s file on `device` with `delegate`, under the file's own tensor names and layouts."""
+class PhoneRuntime(Runtime):
+    """What every phone runtime shares: the bench's device, the job, its tensors as the manifest
+    lists them (file layout and order) and a call counter that keeps each sample's files apart."""
 
-    def __init__(self, device: DeviceBench, job: DeviceJob, delegate: str) -> None:
-        if device.binary is None:
-            raise UsageError("--parity needs --benchmark-binary (the APK cannot write output files)")
+    def __init__(self, device: DeviceBench, job: DeviceJob, name: str) -> None:
         if job.inputs is None or job.outputs is None:
             raise FrliteError(f"{job.label}: the manifest gives no input / output layouts; re-run `frlite convert`")
-        for info in job.inputs:
-            if LIST_SEPARATORS.search(info.name):
-                raise FrliteError(f"input name {info.name!r} holds a character benchmark_model uses to separate "
-                                  "its --input_layer lists (, : or whitespace); re-run `frlite convert` with plain names")
-        self.device, self.job, self.delegate = device, job, delegate
-        self.name = f"tflite@{device.serial}/{delegate}"
+        self.device, self.job, self.name = device, job, name
         self._inputs = [tensor_spec(i) for i in job.inputs]
         self._outputs = [tensor_spec(i) for i in job.outputs]
         self._calls = 0
@@ -49,9 +44,26 @@ class DeviceRuntime(Runtime):
     def outputs(self) -> list[TensorSpec]:
         return list(self._outputs)
 
-    def run_native(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        dev, k = self.device, self._calls
+    def next_call(self) -> int:
         self._calls += 1
+        return self._calls - 1
+
+
+class DeviceRuntime(PhoneRuntime):
+    """`job`'s file on `device` with `delegate`, under the file's own tensor names and layouts."""
+
+    def __init__(self, device: DeviceBench, job: DeviceJob, delegate: str) -> None:
+        if device.binary is None:
+            raise UsageError("--parity needs --benchmark-binary (the APK cannot write output files)")
+        super().__init__(device, job, f"tflite@{device.serial}/{delegate}")
+        for info in job.inputs or []:
+            if LIST_SEPARATORS.search(info.name):
+                raise FrliteError(f"input name {info.name!r} holds a character benchmark_model uses to separate "
+                                  "its --input_layer lists (, : or whitespace); re-run `frlite convert` with plain names")
+        self.delegate = delegate
+
+    def run_native(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        dev, k = self.device, self.next_call()
         with tempfile.TemporaryDirectory() as d:
             value_files, names, shapes = [], [], []
             for spec in self._inputs:
@@ -84,9 +96,15 @@ class DeviceRuntime(Runtime):
         return outs
 
 
-def open_on_device(device: DeviceBench, job: DeviceJob, delegate: str) -> Runtime:
-    """The phone run under the model's tensor names (the manifest maps them), like open_artifact."""
+def open_on_device(device: DeviceBench, job: DeviceJob, delegate: str, threads: int = 1) -> Runtime:
+    """The phone run under the model's tensor names (the manifest maps them), like open_artifact:
+    a .tflite through benchmark_model with `delegate`, a .pte through executor_runner with
+    `threads` CPU threads (its delegation is fixed in the program)."""
     assert job.inputs is not None and job.outputs is not None
+    if job.runtime == "executorch":
+        from frlite.android_harness.pte_device_runtime import PteDeviceRuntime
+
+        return with_model_names(PteDeviceRuntime(device, job, threads), job.inputs + job.outputs)
     return with_model_names(DeviceRuntime(device, job, delegate), job.inputs + job.outputs)
 
 

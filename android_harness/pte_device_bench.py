@@ -3,9 +3,11 @@
 executor_runner (ExecuTorch's examples/portable/executor_runner, built for android arm64 with
 the XNNPACK backend linked in) has no warm-up or minimum-time flags: frlite asks for
 1 + warmup + runs executions and splits the per-iteration times it logs into the first
-inference, the warm-up and the timed runs (output_parser.parse_executor_runner_output). Inputs
-are the runner's own (all ones); `--min-seconds` does not apply. Layout of the phone folder and
-clean-up are DeviceBench's (device_bench.py).
+inference, the warm-up and the timed runs (output_parser.parse_executor_runner_output). Timing
+runs use the runner's own inputs (all ones: latency does not depend on the values);
+`--min-seconds` does not apply. `--parity` feeds real samples through the runner's `--inputs` /
+`--output_file` instead (pte_device_runtime.py). Layout of the phone folder and clean-up are
+DeviceBench's (device_bench.py).
 """
 from __future__ import annotations
 

@@ -22,7 +22,12 @@ from frlite.converter.core.manifest import Artifact, Fp16Arith, IntegerCheck
 if TYPE_CHECKING:
     from frlite.runtimes.parity_run import RunResult
 
-DEVICE_MARK = "tflite@"    # device runtimes are named tflite@<serial>/<delegate>
+DEVICE_MARK = "@"          # phone runs are named <runtime>@<serial>/<delegate> (tflite@P/gpu, executorch@P/xnnpack)
+
+
+def on_device(runtime: str) -> bool:
+    """A run made on a phone by `frlite bench --parity` (host runtimes' names hold no "@")."""
+    return DEVICE_MARK in runtime
 COMPAT_LIMIT = 16 << 20    # a compat report lists one line per op: the UNet's is ~100 KB
 
 
@@ -67,7 +72,7 @@ class Latency:
 
 @dataclass
 class DeviceParity:
-    runtime: str                # tflite@<serial>/<delegate>
+    runtime: str                # tflite@<serial>/<delegate> or executorch@<serial>/xnnpack
     verdict: Verdict
 
 
@@ -173,7 +178,7 @@ def _device(row: DecisionRow) -> str:
     parts = []
     timed = {(lat.where, lat.delegate): lat for lat in row.latency if lat.where != "host"}
     for d in row.device:
-        where = d.runtime.removeprefix(DEVICE_MARK)
+        where = d.runtime.split(DEVICE_MARK, 1)[1]
         v = d.verdict
         text = f"{where} {v.state}" + (f" {v.worst_rel:.1e}" if v.worst_rel is not None else "")
         lat = timed.pop(tuple(where.split("/", 1)), None)  # type: ignore[arg-type]
@@ -272,7 +277,7 @@ def add_results(table: DecisionTable, results: Sequence["RunResult"] | None = No
     for row in table.rows:
         path = row.file
         runs = [r for r in results or () if r.path == path]
-        host = [r for r in runs if not r.runtime.startswith(DEVICE_MARK)]
+        host = [r for r in runs if not on_device(r.runtime)]
         plain = [r for r in host if r.variant != "fp16-arith"]
         arith = [r for r in host if r.variant == "fp16-arith"]
         if plain:
@@ -283,7 +288,7 @@ def add_results(table: DecisionTable, results: Sequence["RunResult"] | None = No
             row.fp16_arith = _fp16_verdict(measured[0], "parity") if len(measured) == len(arith) else \
                 _runs_verdict(arith, "safe", "unsafe")
         for r in runs:
-            if r.runtime.startswith(DEVICE_MARK):
+            if on_device(r.runtime):
                 row.device.append(DeviceParity(r.runtime, _runs_verdict([r], "pass", "FAIL")))
         row.latency = list((latencies or {}).get(path, []))
     table.measured_by = "parity" if results else "convert"

@@ -4,6 +4,7 @@ executor_runner prints the ET_LOG lines of ExecuTorch's examples/portable/execut
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,18 @@ def test_runner_problems_are_one_line(phone, pte_folder: Path, tmp_path: Path, m
     r = phone([_device("PHONE1")], str(pte_folder), *args)
     assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # a bench --parity flow end to end
+def test_phone_parity_covers_tflite_and_pte_of_one_folder(phone, pte_folder: Path, runner: Path) -> None:  # type: ignore[no-untyped-def]
+    r = phone([_device("P")], str(pte_folder), "--delegate", "xnnpack", "--executor-runner", str(runner),
+              "--parity", "--model", "tests.models.small_fr:decoder")
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads((phone.tmp / "res" / "parity.json").read_text())
+    assert {(x["path"], x["runtime"]) for x in report["results"]} == {
+        ("tflite/dense_fp32.tflite", "tflite@P/xnnpack"), ("executorch/dense_fp32.pte", "executorch@P/xnnpack")}
+    assert all(x["passed"] for x in report["results"])
+    cells = {row["file"]: [d["runtime"] for d in row["device"]] for row in report["decision"]["rows"]}
+    assert cells["executorch/dense_fp32.pte"] == ["executorch@P/xnnpack"] and cells["tflite/dense_fp32.tflite"] == ["tflite@P/xnnpack"]
+    md = (phone.tmp / "res" / "parity.md").read_text()
+    assert re.search(r"\| executorch/dense_fp32\.pte \| dense \|.*\| P/xnnpack pass \S+, 4t \d+\.\d ms \|", md), md
