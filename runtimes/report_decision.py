@@ -119,7 +119,7 @@ class DecisionTable:
                  "every op's output rounded to fp16, as the GPU delegate and NNAPI compute"
                  + ("; fp16 .pte: conv / linear accumulators too, as XNNPACK on ARMv8.2+" if pte16 else "")
                  + " (docs/parity.md)"
-                 + ("; (convert): measured by convert on seeded random samples" if self._mixed() else "")]
+                 + ("; (convert): measured by convert on its check inputs (manifest check_inputs)" if self._mixed() else "")]
         if self.measured_by == "convert":
             lines.append("task agreement: `frlite parity DIR --inputs IMAGES`")
         if not self.benched:

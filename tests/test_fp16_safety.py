@@ -243,15 +243,16 @@ def _fixture(i: int, hw: tuple[int, int] | None = None) -> tuple[torch.Tensor, n
 
 @pytest.mark.slow
 def test_unet_factorized_fp16_safe_at_full_size(unet_model) -> None:  # type: ignore[no-untyped-def]
-    """640x959, the four fixture images: overflow before; after, >= 99.9% of the pixels agree with
-    PyTorch fp32 and Dice is within 1e-3 of the fixture README's."""
+    """640x959, two fixture images (the first, and the hardest by README Dice; 47 s per image): overflow
+    before; after, >= 99.9% of the pixels agree with PyTorch fp32 and Dice is within 1e-3 of the
+    fixture README's."""
     from frlite.converter.models.segmentation import dice
     from tests.conftest import README_DICE
 
     example = (torch.rand(1, 3, 640, 959, generator=torch.Generator().manual_seed(0)),)  # as convert's seeded sample
     before, plan = factorize_model(unet_model, example, fp16_safe=False)
     after, _ = factorize_model(unet_model, example, plan=plan)  # the plan's forward of the FR model runs once
-    for i in range(4):
+    for i in (0, 2):
         x, truth = _fixture(i)
         with torch.no_grad():
             ref = after(x)  # exact rewrite: the fp32 reference

@@ -1,5 +1,5 @@
 """The authors' FR UNet at full size (1x3x640x959), converted once (conftest `unet_out`) and run
-once through every file by `frlite parity` on the four fixture images. Checked here, each
+once through every file by `frlite parity` on two of the four fixture images. Checked here, each
 number recomputed independently from the raw outputs: masks agree with PyTorch, Dice equals
 the fixture README's, and the parity report states the same agreement and Dice. Slow."""
 from __future__ import annotations
@@ -20,9 +20,15 @@ IDCT_LIMIT = 128 * 1024
 FLOORS = {"fp32": 0.9999, "fp16": 0.999}
 
 
+# two of the four fixture images (the easiest and the hardest, by README Dice) keep the suite within
+# its budget: the nine files' parity at 640x959 took 759 s on four (the idct .tflite files 230 s
+# each); tests/test_cli.py checks PyTorch's Dice on all four
+IMAGES = {k: README_DICE[k] for k in ("0003", "0002")}
+
+
 @pytest.fixture(scope="module")
 def unet_parity(unet_out: Path) -> ParityReport:
-    images = [str(FIXTURES / f"in{k}.png") for k in README_DICE]
+    images = [str(FIXTURES / f"in{k}.png") for k in IMAGES]
     return run_parity(unet_out, inputs=images, threads=2)
 
 
@@ -51,14 +57,14 @@ def test_idct_path_never_converts_dense_weights(unet_out: Path) -> None:
 def test_every_file_reproduces_masks_and_readme_dice(unet_parity: ParityReport) -> None:
     ref = unet_parity.samples_kept["reference"]["output"]
     ref_masks = [r.argmax(axis=1)[0] for r in ref]
-    truths = [load_mask(FIXTURES / f"gt{k}.png") for k in README_DICE]
+    truths = [load_mask(FIXTURES / f"gt{k}.png") for k in IMAGES]
     seen = set()
     for res in unet_parity.results:
         assert res.error is None, res.error
         seen.add((res.mode, res.runtime, res.precision))
         outs = unet_parity.samples_kept[res.label]["output"]
         task = res.outputs[0].task_samples
-        for i, (key, want) in enumerate(README_DICE.items()):
+        for i, (key, want) in enumerate(IMAGES.items()):
             mask = outs[i].argmax(axis=1)[0]
             agree = float((mask == ref_masks[i]).mean())
             assert agree >= FLOORS[res.precision], (res.label, key, agree)
