@@ -169,3 +169,36 @@ def test_safe_fp16_pte_and_the_accumulation_budget(tmp_path: Path, monkeypatch: 
     v = run(tmp_path / "b")
     assert v.verdict == "safe" and v.arithmetic == STORAGE_ONLY
     assert "over the 0 G the fp16-accumulation emulation takes" in (tmp_path / "b" / "convert.log").read_text()
+
+
+def test_long_fp16_accumulations_are_split_exactly_and_stay_on_xnnpack() -> None:
+    """fp16 programs: a conv over 1024 input channels becomes 8 convs over 128-channel slices,
+    added: the same function (fp32 walk), every op still on XNNPACK, and with fp16 accumulators
+    several times closer to the exact result than the one long chain."""
+    from executorch.runtime import Runtime
+
+    from frlite.converter.executorch.pte_rewrites import split_long_accumulations
+
+    m = nn.Sequential(nn.Conv2d(1024, 16, 3, padding=1), nn.ReLU()).eval()
+    with torch.no_grad():
+        m[0].weight.copy_(torch.rand(m[0].weight.shape, generator=torch.Generator().manual_seed(0)) * 0.01)
+    x = torch.rand(1, 1024, 6, 6, generator=torch.Generator().manual_seed(1))
+    exact = m(x).detach().numpy()
+    long_chain = _graph(m, x)
+    split = _graph(m, x)
+    assert split_long_accumulations(split) == 1
+    convs = [n for n in split.graph.nodes if n.target is torch.ops.aten.conv2d.default]
+    assert len(convs) == 8 and sum(n.target is torch.ops.aten.add.Tensor for n in split.graph.nodes) == 7
+    same = AtenGraphExecutor(split, "fp32").run([x.numpy()]).outputs[0]
+    ref32 = AtenGraphExecutor(long_chain, "fp32").run([x.numpy()]).outputs[0]
+    assert float(np.abs(same - ref32).max()) <= 2e-3 * float(np.abs(ref32).max())  # fp16 storage of 8 partial sums
+    err = {name: float(np.abs(AtenGraphExecutor(g, "fp16").run([x.numpy()]).outputs[0] - exact).max())
+           for name, g in (("long", long_chain), ("split", split))}
+    assert err["split"] * 3 < err["long"]
+    program = lower_to_pte(m, (x,), "fp16")
+    assert not program.portable and program.subgraphs == 1 and program.delegated["aten.convolution.default"] == 8
+    assert program.rewrites["conv over > 128 input channels -> convs over channel slices, added (fp16 accumulators)"] == 1
+    out = Runtime.get().load_program(program.buffer).load_method("forward").execute([x.half()])[0].float().numpy()
+    assert float(np.abs(out - exact).max()) <= 3e-2 * float(np.abs(exact).max())
+    assert lower_to_pte(m, (x,), "fp32").rewrites.get(
+        "conv over > 128 input channels -> convs over channel slices, added (fp16 accumulators)") is None

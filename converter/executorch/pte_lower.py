@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from frlite.converter.core.errors import FrliteError
-from frlite.converter.executorch.pte_rewrites import nested_spatial_means, unit_axis_means
+from frlite.converter.executorch.pte_rewrites import (FP16_CHAIN_CHANNELS, nested_spatial_means,
+                                                     split_long_accumulations, unit_axis_means)
 
 PTE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 # call_function targets that are bookkeeping, not ops (tuple unpacking of a delegate's outputs)
@@ -113,6 +114,11 @@ def lower_to_pte(module: nn.Module, example: tuple[torch.Tensor, ...], precision
             warnings.simplefilter("ignore")
             exported = torch.export.export(module, args, strict=False)
             program = PteProgram(b"")
+            if precision == "fp16":  # shorter fp16 accumulator chains (pte_rewrites.py), then export that
+                graph = exported.module()
+                program.rewrites[f"conv over > {FP16_CHAIN_CHANNELS} input channels -> convs over channel slices, "
+                                 "added (fp16 accumulators)"] = split_long_accumulations(graph)
+                exported = torch.export.export(graph, args, strict=False)
             program.rewrites["mean over W of a mean over H (or H of W) -> mean over (H, W)"] = nested_spatial_means(exported)
             program.rewrites["mean over size-1 axes -> mean over (H, W)"] = unit_axis_means(exported)
             if keep_graph:  # a copy: lowering must not change what the verdict walks

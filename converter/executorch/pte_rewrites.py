@@ -66,3 +66,56 @@ def unit_axis_means(program: ExportedProgram) -> int:
     if changed:
         program.graph_module.recompile()
     return changed
+
+
+# fp16 programs: the longest accumulation chain a conv keeps, in input channels. XNNPACK's fp16
+# IGEMM on ARMv8.2+ accumulates taps x input channels in one fp16 register; measured on the
+# authors' factorized UNet at 640x959, four images (fp16 accumulation emulated): 99.883% of pixels
+# unsplit (under the 99.9% gate), 99.951% split at 128 channels, 99.967% at 32.
+FP16_CHAIN_CHANNELS = 128
+
+
+def _attr(gm: torch.fx.GraphModule, target: str) -> torch.Tensor:
+    owner, _, name = target.rpartition(".")
+    return getattr(gm.get_submodule(owner) if owner else gm, name)
+
+
+def split_long_accumulations(gm: torch.fx.GraphModule, channels: int = FP16_CHAIN_CHANNELS) -> int:
+    """Rewrite in place every conv2d over more than `channels` input channels (constant weight,
+    one group) into convs over consecutive channel slices whose outputs are added, the bias on the
+    first: the same function, but each fp16 accumulator sums at most `channels` x taps terms, and
+    the partial sums meet in fp16 adds. Returns how many convs were split."""
+    split = 0
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or node.target is not torch.ops.aten.conv2d.default:
+            continue
+        args = list(node.args) + [None] * (7 - len(node.args))
+        x, w, b = args[0], args[1], args[2]
+        stride, padding, dilation, groups = args[3] or [1, 1], args[4] or [0, 0], args[5] or [1, 1], args[6] or 1
+        if groups != 1 or not isinstance(w, torch.fx.Node) or w.op != "get_attr" or isinstance(padding, str):
+            continue
+        weight = _attr(gm, w.target)
+        cin = int(weight.shape[1])
+        if cin <= channels:
+            continue
+        acc = None
+        with gm.graph.inserting_before(node):
+            for j, c0 in enumerate(range(0, cin, channels)):
+                c1 = min(cin, c0 + channels)
+                name = f"_frlite_chain_{split}_{j}"
+                gm.register_buffer(name, weight[:, c0:c1].detach().clone())
+                piece = gm.graph.call_function(torch.ops.aten.slice.Tensor, (x, 1, c0, c1))
+                piece.meta.update({k: v for k, v in node.meta.items() if k in ("nn_module_stack", "stack_trace")})
+                part = gm.graph.call_function(torch.ops.aten.conv2d.default,
+                                              (piece, gm.graph.get_attr(name), b if j == 0 else None,
+                                               stride, padding, dilation, 1))
+                part.meta.update({k: v for k, v in node.meta.items() if k in ("nn_module_stack", "stack_trace")})
+                acc = part if acc is None else gm.graph.call_function(torch.ops.aten.add.Tensor, (acc, part))
+                acc.meta.update({k: v for k, v in node.meta.items() if k in ("nn_module_stack", "stack_trace")})
+        node.replace_all_uses_with(acc)
+        gm.graph.erase_node(node)
+        split += 1
+    if split:
+        gm.graph.eliminate_dead_code()
+        gm.recompile()
+    return split
