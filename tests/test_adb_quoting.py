@@ -153,6 +153,7 @@ def small_tflite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "tflite" / "dense_fp32.tflite"
 
 
+@pytest.mark.slow  # a real conversion end to end (7 s): the fast suite keeps under 3 min
 def test_hostile_tensor_name_end_to_end(fake_adb: Path, small_tflite: Path, tmp_path: Path) -> None:
     """On-device parity with a tensor name from a (hostile) manifest: the device's benchmark_model
     receives it as one literal argument and the phone's shell runs nothing."""

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, run_cli
 
 
@@ -50,6 +52,7 @@ def test_input_shape_the_model_rejects(tmp_path: Path) -> None:
     _no_output(tmp_path)
 
 
+@pytest.mark.slow  # a real conversion end to end (7 s): the fast suite keeps under 3 min
 def test_op_onnx2tf_cannot_convert_is_named(tmp_path: Path) -> None:
     r = run_cli("convert", "tests.models.small_fr:with_custom_op", "--input", "input:1x3x8x8",
                 "--target", "tflite-cpu", "--out", str(tmp_path / "out"), cwd=REPO)

@@ -7,12 +7,14 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from frlite.converter.core.manifest import read_manifest
 from frlite.converter.core.shape_spec import parse_input_shape
 from frlite.converter.passes.convert_pipeline import ConvertRequest, convert
 
 
+@pytest.mark.slow  # a real conversion end to end (7 s): the fast suite keeps under 3 min
 def test_checks_run_on_the_given_inputs(tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
     stack = (rng.random((2, 1, 3, 32, 32)) * 0.5 + 0.25).astype(np.float32)  # two samples, not [0, 1) noise

@@ -19,12 +19,23 @@ from tests.test_android_device import ARM64_ELF, X86_64_ELF, _calls, _device, ph
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def pte_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _folder(tmp_path_factory: pytest.TempPathFactory, targets: list[str]) -> Path:
     out = tmp_path_factory.mktemp("etbench") / "out"
     convert(ConvertRequest("tests.models.small_fr:decoder", None, [parse_input_shape("input:1x8x10x12")], out,
-                           modes=["dense"], targets=["executorch", "tflite-cpu"], precisions=["fp32"]))
+                           modes=["dense"], targets=targets, precisions=["fp32"]))
     return out
+
+
+@pytest.fixture(scope="module")
+def pte_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A .pte alone: no onnx2tf run, so the fast tests stay fast (19 s -> 7 s per worker)."""
+    return _folder(tmp_path_factory, ["executorch"])
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A .pte beside a .tflite of the same model, for the end-to-end flows (slow)."""
+    return _folder(tmp_path_factory, ["executorch", "tflite-cpu"])
 
 
 @pytest.fixture
@@ -47,9 +58,9 @@ def test_parser_reads_executor_runner_log_lines() -> None:
 
 
 @pytest.mark.slow  # a bench flow end to end (the fast suite is unit-level)
-def test_host_bench_runs_pte_with_executorch_runtime(pte_folder: Path, tmp_path: Path) -> None:
+def test_host_bench_runs_pte_with_executorch_runtime(mixed_folder: Path, tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("frlite")
-    r = subprocess.run([str(exe), "bench", str(pte_folder), "--host", "--threads", "1", "--runs", "3",
+    r = subprocess.run([str(exe), "bench", str(mixed_folder), "--host", "--threads", "1", "--runs", "3",
                         "--min-seconds", "0", "--out", str(tmp_path / "b")], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
     results = json.loads((tmp_path / "b" / "bench.json").read_text())["results"]
@@ -103,8 +114,8 @@ def test_runner_problems_are_one_line(phone, pte_folder: Path, tmp_path: Path, m
 
 
 @pytest.mark.slow  # a bench --parity flow end to end
-def test_phone_parity_covers_tflite_and_pte_of_one_folder(phone, pte_folder: Path, runner: Path) -> None:  # type: ignore[no-untyped-def]
-    r = phone([_device("P")], str(pte_folder), "--delegate", "xnnpack", "--executor-runner", str(runner),
+def test_phone_parity_covers_tflite_and_pte_of_one_folder(phone, mixed_folder: Path, runner: Path) -> None:  # type: ignore[no-untyped-def]
+    r = phone([_device("P")], str(mixed_folder), "--delegate", "xnnpack", "--executor-runner", str(runner),
               "--parity", "--model", "tests.models.small_fr:decoder")
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads((phone.tmp / "res" / "parity.json").read_text())

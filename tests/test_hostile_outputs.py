@@ -378,6 +378,7 @@ def test_overwrite_never_replaces_a_folder_swapped_in_during_the_run(frlite_fold
     assert [p.name for p in frlite_folder.iterdir()] == ["thesis.txt"] and leftovers(tmp_path) == []
 
 
+@pytest.mark.slow  # a real conversion end to end (7 s): the fast suite keeps under 3 min
 def test_two_concurrent_converts_to_one_out(tmp_path: Path) -> None:
     """Exactly one wins; the other fails with one line; the winner's folder is whole."""
     exe = Path(sys.executable).with_name("frlite")

@@ -18,6 +18,9 @@ from tests.test_android_device import ARM64_ELF, _device, phone  # noqa: F401 (f
 MODEL = "tests.models.small_fr:decoder"
 PHONE_DIR = "data/local/tmp"
 
+# slow: every test converts a .pte pair first (7 s) and the stand-in starts executorch.runtime per run
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def pte_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -48,7 +51,6 @@ def _runner_argv(phone) -> list[list[str]]:  # type: ignore[no-untyped-def]
     return [r["argv"] for r in rows if r["argv"] and r["argv"][0].endswith("/executor_runner")]
 
 
-@pytest.mark.slow  # 16 s: the stand-in starts executorch.runtime once per file, frlite runs the reference
 def test_pte_parity_on_the_phone_fp32_and_fp16(phone, pte_pair: Path) -> None:  # type: ignore[no-untyped-def]
     r = _bench(phone, pte_pair, _device("P"), "--threads", "2")
     assert r.returncode == 0, r.stdout + r.stderr

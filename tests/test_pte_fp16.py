@@ -98,6 +98,7 @@ def _graph(m: nn.Module, x: torch.Tensor) -> torch.fx.GraphModule:
     return torch.export.export(copy.deepcopy(m).half(), (x.half(),), strict=False).module()
 
 
+@pytest.mark.slow  # 10 s: imports and runs the XNNPACK lowering
 def test_walker_with_fp32_accumulators_is_the_host_pte() -> None:
     """x86 XNNPACK runs an fp16 .pte with fp16 storage and fp32 accumulators: the walker in that
     mode must give the .pte's own numbers (a wrong op, layout or rounding would not)."""
