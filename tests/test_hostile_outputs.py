@@ -286,17 +286,24 @@ def test_bad_out_is_usage_error_and_writes_nothing(capsys, tmp_path: Path, monke
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: signal.Signals(s).name)
 def test_signal_during_convert_leaves_nothing(tmp_path: Path, sig: int) -> None:
     exe = Path(sys.executable).with_name("frlite")
-    proc = subprocess.Popen([str(exe), "convert", SLOW, "--input", SHAPE, "--out", str(tmp_path / "out"), "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    deadline = time.monotonic() + 120
-    while not leftovers(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert leftovers(tmp_path), "the temp folder never appeared"
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
+    for attempt in range(3):
+        where = tmp_path / f"try{attempt}"
+        where.mkdir()
+        proc = subprocess.Popen([str(exe), "convert", SLOW, "--input", SHAPE, "--out", str(where / "out"), "--quiet"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        deadline = time.monotonic() + 120
+        while not leftovers(where) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert leftovers(where), "the temp folder never appeared"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        # seen once on a loaded CI machine: the whole conversion finished between this test seeing the
+        # temp folder and the signal (exit 0, a complete out/): the signal tested nothing, run again
+        if not (proc.returncode == 0 and (where / "out").is_dir() and not err.strip()):
+            break
     line = one_line(proc.returncode, err, "interrupted", signal.Signals(sig).name, expect=128 + sig)
     assert line.startswith("frlite convert:")
-    assert list(tmp_path.iterdir()) == []
+    assert list(where.iterdir()) == []
 
 
 def test_sigterm_during_onnx2tf_stops_the_worker_too(tmp_path: Path) -> None:
