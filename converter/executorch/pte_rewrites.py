@@ -99,19 +99,20 @@ def split_long_accumulations(gm: torch.fx.GraphModule, channels: int = FP16_CHAI
         if cin <= channels:
             continue
         acc = None
+        where = {k: v for k, v in node.meta.items() if k in ("nn_module_stack", "stack_trace")}  # the FR layer's module
         with gm.graph.inserting_before(node):
             for j, c0 in enumerate(range(0, cin, channels)):
                 c1 = min(cin, c0 + channels)
                 name = f"_frlite_chain_{split}_{j}"
                 gm.register_buffer(name, weight[:, c0:c1].detach().clone())
                 piece = gm.graph.call_function(torch.ops.aten.slice.Tensor, (x, 1, c0, c1))
-                piece.meta.update({k: v for k, v in node.meta.items() if k in ("nn_module_stack", "stack_trace")})
+                piece.meta.update(where)
                 part = gm.graph.call_function(torch.ops.aten.conv2d.default,
                                               (piece, gm.graph.get_attr(name), b if j == 0 else None,
                                                stride, padding, dilation, 1))
-                part.meta.update({k: v for k, v in node.meta.items() if k in ("nn_module_stack", "stack_trace")})
+                part.meta.update(where)
                 acc = part if acc is None else gm.graph.call_function(torch.ops.aten.add.Tensor, (acc, part))
-                acc.meta.update({k: v for k, v in node.meta.items() if k in ("nn_module_stack", "stack_trace")})
+                acc.meta.update(where)
         node.replace_all_uses_with(acc)
         gm.graph.erase_node(node)
         split += 1

@@ -23,7 +23,7 @@ from frlite.converter.core.errors import FrliteError
 from frlite.runtimes.fp16_executor.executor import OpStat
 from frlite.runtimes.fp16_executor.fp16_accumulate import (conv2d_fp16_acc, conv_macs, conv_transpose2d_fp16_acc,
                                                           linear_fp16_acc)
-from frlite.runtimes.fp16_executor.rounding import FP16_MAX
+from frlite.runtimes.fp16_executor.rounding import FP16_MAX, RoundingPolicy, max_abs
 
 ACCUMULATIONS = ("fp16", "fp32")
 aten = torch.ops.aten
@@ -92,11 +92,12 @@ class AtenRun:
     stats: list[OpStat]        # every float op output, graph order
 
 
+_FP16 = RoundingPolicy("fp16")
+
+
 def _as_fp16_values(v: Any) -> Any:
     """Floating tensors as fp16 values held in float32 (ops then compute in float32 from them)."""
-    if isinstance(v, torch.Tensor) and v.is_floating_point():
-        return v.detach().half().float()
-    return v
+    return _FP16.round(v.detach()) if isinstance(v, torch.Tensor) else v
 
 
 class AtenGraphExecutor:
@@ -170,13 +171,9 @@ class AtenGraphExecutor:
             return type(out)(self._round(n, i, o, stats) for o in out)
         if not isinstance(out, torch.Tensor) or not out.is_floating_point():
             return out
-        if out.numel():
-            lo, hi = (float(v) for v in torch.aminmax(out.float()))
-            m = math.nan if math.isnan(lo) or math.isnan(hi) else max(-lo, hi)
-        else:
-            m = 0.0
+        m = max_abs(out)
         # a half result is already rounded: inf there is an fp16 accumulator that overflowed
         overflow = m > FP16_MAX and (math.isfinite(m) or out.dtype == torch.half)
         nonfinite = not math.isfinite(m) and not overflow
         stats.append(OpStat(i, op_label(n.target), n.name, i, m, overflow, nonfinite, layer=module_path(n) or None))
-        return out.half().float()
+        return _FP16.round(out)

@@ -13,7 +13,7 @@ from frlite.converter.core.errors import FrliteError
 
 from frlite.runtimes.fp16_executor.graph import Graph, read_graph
 from frlite.runtimes.fp16_executor.kernels import KERNELS, KernelContext, UnsupportedOp
-from frlite.runtimes.fp16_executor.rounding import FP16_MAX, RoundingPolicy
+from frlite.runtimes.fp16_executor.rounding import FP16_MAX, RoundingPolicy, max_abs
 
 
 @dataclass
@@ -125,10 +125,6 @@ class GraphExecutor:
         return self._consts.get(index)
 
     def _stat(self, op_index: int, kind: str, idx: int, out: torch.Tensor) -> OpStat:
-        if out.numel():
-            lo, hi = (float(v) for v in torch.aminmax(out))  # no |x| copy of a 157 MB activation
-            m = math.nan if math.isnan(lo) or math.isnan(hi) else max(-lo, hi)
-        else:
-            m = 0.0
+        m = max_abs(out)
         nonfinite = not math.isfinite(m)
         return OpStat(op_index, kind, self.graph.tensors[idx].name, idx, m, (not nonfinite) and m > FP16_MAX, nonfinite)

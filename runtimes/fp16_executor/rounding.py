@@ -8,11 +8,21 @@ fp16 as well (docs/parity.md).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 FP16_MAX = 65504.0
+
+
+def max_abs(t: torch.Tensor) -> float:
+    """The largest |value| of `t` (nan if any value is nan, 0 for an empty tensor), without an
+    |x| copy of a 157 MB activation."""
+    if not t.numel():
+        return 0.0
+    lo, hi = (float(v) for v in torch.aminmax(t if t.dtype != torch.half else t.float()))
+    return math.nan if math.isnan(lo) or math.isnan(hi) else max(-lo, hi)
 
 
 @dataclass(frozen=True)
